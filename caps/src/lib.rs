@@ -46,6 +46,8 @@
 //! Hot paths use [`TokenCache`], which answers repeated presentations without signature work
 //! while still checking issuer trust, revocation and expiry on every hit.
 
+#![forbid(unsafe_code)]
+
 #[macro_use]
 mod id;
 mod cache;

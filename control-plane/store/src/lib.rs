@@ -203,6 +203,13 @@ pub trait Transaction {
     /// The value at `key`.
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The value at `key`, read without adding a read conflict: a concurrent write to it does
+    /// not fail this transaction (FoundationDB's snapshot read). The default is a plain `get`,
+    /// which is always correct, only more conflict-prone.
+    fn get_snapshot(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(key)
+    }
+
     /// The pairs in a range, in key order (or reverse).
     fn get_range(&mut self, range: &RangeOptions) -> Result<Vec<KeyValue>, StoreError>;
 

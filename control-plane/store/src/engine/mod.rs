@@ -432,6 +432,15 @@ impl<B: Backend> Transaction for EngineTx<'_, B> {
         self.snapshot.get(key)
     }
 
+    fn get_snapshot(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.usable()?;
+        check_key(key)?;
+        match self.writes.lookup(key) {
+            Some(known) => Ok(known),
+            None => self.snapshot.get(key),
+        }
+    }
+
     fn get_range(&mut self, range: &RangeOptions) -> Result<Vec<KeyValue>, StoreError> {
         self.usable()?;
         self.reads

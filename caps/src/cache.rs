@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use foldhash::fast::RandomState;
 use lru::LruCache;
 
-use crate::capability::{Denied, Request, authorize};
+use crate::capability::{Denied, Request, Rights, authorize, authorize_right};
 use crate::chain::{ChainState, prefix_hashes};
 use crate::codec::decode_token;
 use crate::keys::TrustedKeys;
@@ -126,6 +126,22 @@ impl TokenCache {
     ) -> Result<Arc<Verified>, AuthError> {
         let verified = self.verify(presented, keys, revoked, now)?;
         authorize(verified.capability(), request, now)?;
+        Ok(verified)
+    }
+
+    /// Verifies the token and checks only its validity window, audience and `right` (see
+    /// [`authorize_right`]).
+    pub fn authorize_right(
+        &self,
+        presented: &[u8],
+        keys: &TrustedKeys,
+        revoked: &impl Revocations,
+        right: Rights,
+        presenter: Option<&str>,
+        now: u64,
+    ) -> Result<Arc<Verified>, AuthError> {
+        let verified = self.verify(presented, keys, revoked, now)?;
+        authorize_right(verified.capability(), right, presenter, now)?;
         Ok(verified)
     }
 

@@ -482,29 +482,42 @@ impl Denied {
     }
 }
 
-/// Checks one request against an effective capability at time `now` (Unix seconds).
-/// Pure: allocates only to describe a denial.
-pub fn authorize(cap: &Capability, req: &Request<'_>, now: u64) -> Result<(), Denied> {
+/// Checks only the validity window, the audience and the right, for operations that are not
+/// about particular actors (uploading a content-addressed module) or that check scope themselves
+/// (minting and revoking compare whole capabilities).
+pub fn authorize_right(
+    cap: &Capability,
+    right: Rights,
+    presenter: Option<&str>,
+    now: u64,
+) -> Result<(), Denied> {
     match cap.window(now) {
         Window::Open => {}
         Window::NotYet(not_before) => return Err(Denied::NotYetValid { not_before, now }),
         Window::Expired(expires_at) => return Err(Denied::Expired { expires_at, now }),
     }
     if let Some(audience) = &cap.audience
-        && req.presenter != Some(audience.as_str())
+        && presenter != Some(audience.as_str())
     {
         return Err(Denied::Audience {
             audience: audience.clone(),
-            presenter: req.presenter.map(str::to_owned),
+            presenter: presenter.map(str::to_owned),
         });
     }
     let granted = cap.granted_rights();
-    if !granted.contains(req.right) {
+    if !granted.contains(right) {
         return Err(Denied::MissingRight {
-            needed: req.right,
+            needed: right,
             granted,
         });
     }
+    Ok(())
+}
+
+/// Checks one request against an effective capability at time `now` (Unix seconds).
+/// Pure: allocates only to describe a denial.
+pub fn authorize(cap: &Capability, req: &Request<'_>, now: u64) -> Result<(), Denied> {
+    authorize_right(cap, req.right, req.presenter, now)?;
     if let Some(allowed) = &cap.actor_type
         && req.actor_type != Some(allowed.as_str())
     {

@@ -59,7 +59,9 @@ mod token;
 mod verify;
 
 pub use cache::{AuthError, CacheStats, TokenCache};
-pub use capability::{Capability, Denied, Field, KeyScope, Request, Rights, authorize};
+pub use capability::{
+    Capability, Denied, Field, KeyScope, Request, Rights, authorize, authorize_right,
+};
 pub use codec::{DecodeError, FieldError, MAX_KEY_BYTES, MAX_METHODS, MAX_NAME_BYTES};
 pub use id::ParseIdError;
 pub use keys::{IssuerKey, KeyError, KeyId, PublicKey, TrustedKeys};

@@ -219,9 +219,15 @@ pub fn snapshot_isolation(h: &dyn Harness) {
 
     // A snapshot read sees the same snapshot but does not make the transaction conflict.
     let mut relaxed = store.begin().unwrap();
-    assert_eq!(relaxed.get_snapshot(&k).unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        relaxed.get_snapshot(&k).unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
     put(&*store, &k, b"newer");
-    assert_eq!(relaxed.get_snapshot(&k).unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        relaxed.get_snapshot(&k).unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
     relaxed.set(&key(h, "other"), b"y").unwrap();
     assert!(relaxed.commit().is_ok());
 }

@@ -1,0 +1,364 @@
+//! Admin API handlers (JSON; see `docs/admin-api.md`). Every route needs a token with the right
+//! it names, scoped to what it touches.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use latchkey_caps::{Capability, KeyScope, Request as Access, RevocationId, Rights, Token};
+use latchkey_wire::admin::{
+    CanaryRequest, DeployRequest, MintRequest, MintResponse, NodeTokenResponse, ReasonRequest,
+    RevokeRequest, RollbackPolicy,
+};
+use latchkey_wire::node::node_audience;
+use latchkey_wire::{ApiError, ErrorCode, canary};
+
+use super::{
+    Reply, auth_error, authorize, bearer, blocking, json, method_not_allowed, not_found,
+    parse_json, query, read_body,
+};
+use crate::ControlPlane;
+use crate::authority::unix_now;
+use crate::registry::deployments::DeployOp;
+
+pub(super) async fn handle(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    path: &[&str],
+) -> Result<Reply, ApiError> {
+    let method = req.method().clone();
+    let full = req.uri().path().to_owned();
+    match (&method, path) {
+        (&Method::POST, ["modules"]) => upload_module(cp, req).await,
+        (&Method::GET, ["modules"]) => {
+            check_right(&cp, &req, Rights::DEPLOY)?;
+            let registry = Arc::clone(&cp.registry);
+            let modules = blocking(move || registry.modules()).await?;
+            Ok(json(StatusCode::OK, &modules))
+        }
+        (&Method::GET, ["modules", id]) => {
+            check_right(&cp, &req, Rights::DEPLOY)?;
+            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
+            let module = blocking(move || registry.module(&id)).await?;
+            Ok(json(StatusCode::OK, &module))
+        }
+        (&Method::GET, ["deployments"]) => {
+            authorize(&cp, &req, &Access::new(Rights::DEPLOY))?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.deployments()).await?,
+            ))
+        }
+        (&Method::GET, ["deployments", actor_type]) => {
+            authorize(
+                &cp,
+                &req,
+                &Access::new(Rights::DEPLOY).on_actor_type(actor_type),
+            )?;
+            let (registry, t) = (Arc::clone(&cp.registry), actor_type.to_string());
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.deployment(&t, 100)).await?,
+            ))
+        }
+        (&Method::POST, ["deployments", actor_type, rest @ ..]) => {
+            deployment_change(cp, req, actor_type, rest).await
+        }
+        (&Method::PUT, ["deployments", actor_type, "policy"]) => {
+            deployment_change(cp, req, actor_type, &["policy"]).await
+        }
+        (&Method::GET, ["nodes"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.nodes()).await?,
+            ))
+        }
+        (&Method::POST, ["nodes", id, "token"]) => node_token(&cp, &req, id),
+        (&Method::GET, ["activations"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let actor_type = query(&req, "actor_type").map(str::to_owned);
+            let limit = query(&req, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(1000usize);
+            let registry = Arc::clone(&cp.registry);
+            let list = blocking(move || registry.activations(actor_type.as_deref(), limit)).await?;
+            Ok(json(StatusCode::OK, &list))
+        }
+        (&Method::POST, ["tokens"]) => mint(cp, req).await,
+        (&Method::POST, ["revocations"]) => revoke(cp, req).await,
+        (&Method::GET, ["revocations"]) => {
+            authorize(&cp, &req, &Access::new(Rights::REVOKE))?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.revocations()).await?,
+            ))
+        }
+        (&Method::GET, ["keys"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.issuer_keys()).await?,
+            ))
+        }
+        (&Method::POST, ["keys", "rotate"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let cp2 = Arc::clone(&cp);
+            let keys = blocking(move || cp2.authority.rotate(&cp2.registry)).await?;
+            cp.feed_changed();
+            Ok(json(StatusCode::OK, &keys))
+        }
+        (&Method::POST, ["keys", key_id, "retire"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let (cp2, id) = (Arc::clone(&cp), key_id.to_string());
+            let keys = blocking(move || cp2.authority.retire(&cp2.registry, &id)).await?;
+            cp.feed_changed();
+            Ok(json(StatusCode::OK, &keys))
+        }
+        (
+            _,
+            [
+                "modules" | "deployments" | "nodes" | "activations" | "tokens" | "revocations"
+                | "keys",
+                ..,
+            ],
+        ) => Err(method_not_allowed(&method, &full)),
+        _ => Err(not_found(&full)),
+    }
+}
+
+/// Verifies the request's token and checks only that it grants `right`.
+fn check_right(
+    cp: &ControlPlane,
+    req: &Request<Incoming>,
+    right: Rights,
+) -> Result<Arc<latchkey_caps::Verified>, ApiError> {
+    cp.authority
+        .check_right(&bearer(req)?, right)
+        .map_err(auth_error)
+}
+
+async fn upload_module(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    check_right(&cp, &req, Rights::DEPLOY)?;
+    let max = cp.registry.limits().max_module_bytes;
+    let body = read_body(req.into_body(), max).await?;
+    let registry = Arc::clone(&cp.registry);
+    let module = blocking(move || registry.put_module(&body)).await?;
+    Ok(json(StatusCode::CREATED, &module))
+}
+
+async fn deployment_change(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    actor_type: &str,
+    action: &[&str],
+) -> Result<Reply, ApiError> {
+    authorize(
+        &cp,
+        &req,
+        &Access::new(Rights::DEPLOY).on_actor_type(actor_type),
+    )?;
+    let body = read_body(req.into_body(), super::MAX_BODY).await?;
+    let body = if body.is_empty() {
+        &b"{}"[..]
+    } else {
+        &body[..]
+    };
+    let (op, reason) = match action {
+        [] => {
+            let r: DeployRequest = parse_json(body)?;
+            (DeployOp::Deploy(r.version), r.reason)
+        }
+        ["canary"] => {
+            let r: CanaryRequest = parse_json(body)?;
+            let bp = canary::basis_points(r.percent).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("percent must be 0 to 100, got {}", r.percent),
+                )
+            })?;
+            (DeployOp::Canary(r.version, bp), r.reason)
+        }
+        ["promote" | "abort" | "rollback"] => {
+            let r: ReasonRequest = parse_json(body)?;
+            let op = match action[0] {
+                "promote" => DeployOp::Promote,
+                "abort" => DeployOp::Abort,
+                _ => DeployOp::Rollback,
+            };
+            (op, r.reason)
+        }
+        ["policy"] => (
+            DeployOp::SetPolicy(parse_json::<RollbackPolicy>(body)?),
+            None,
+        ),
+        _ => {
+            return Err(not_found(&format!(
+                "/v1/deployments/{actor_type}/{}",
+                action.join("/")
+            )));
+        }
+    };
+    let (registry, t) = (Arc::clone(&cp.registry), actor_type.to_owned());
+    let info = blocking(move || registry.change_deployment(&t, &op, reason.as_deref())).await?;
+    cp.feed_changed();
+    Ok(json(StatusCode::OK, &info))
+}
+
+fn node_token(
+    cp: &ControlPlane,
+    req: &Request<Incoming>,
+    node_id: &str,
+) -> Result<Reply, ApiError> {
+    authorize(cp, req, &Access::new(Rights::ADMIN))?;
+    let capability = Capability::unrestricted()
+        .rights(Rights::INVOKE | Rights::READ_STATE)
+        .audience(node_audience(node_id));
+    let token = cp.authority.mint(&capability).map_err(|e| e.to_api())?;
+    let id = latchkey_caps::verify(
+        &token,
+        &cp.authority.trusted_keys(),
+        &latchkey_caps::NoRevocations,
+        unix_now(),
+    )
+    .map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("minted token does not verify: {e}"),
+        )
+    })?
+    .token_id();
+    Ok(json(
+        StatusCode::CREATED,
+        &NodeTokenResponse {
+            token: token.to_text(),
+            token_id: id.to_string(),
+        },
+    ))
+}
+
+/// The capability a mint request asks for.
+fn requested_capability(r: &MintRequest) -> Result<Capability, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, m);
+    let mut cap = Capability {
+        actor_type: r.actor_type.clone(),
+        audience: r.audience.clone(),
+        ..Capability::default()
+    };
+    cap.keys = match (&r.key, &r.key_prefix) {
+        (Some(_), Some(_)) => return Err(bad("give `key` or `key_prefix`, not both".into())),
+        (Some(k), None) => Some(KeyScope::Exact(k.clone())),
+        (None, Some(p)) => Some(KeyScope::Prefix(p.clone())),
+        (None, None) => None,
+    };
+    cap.methods = r.methods.as_ref().map(|m| m.iter().cloned().collect());
+    if let Some(names) = &r.rights {
+        cap.rights = Some(names.join(",").parse().map_err(bad)?);
+    }
+    cap.expires_at = r.expires_in_secs.map(|s| unix_now().saturating_add(s));
+    Ok(cap)
+}
+
+async fn mint(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let verified = check_right(&cp, &req, Rights::MINT)?;
+    let body = read_body(req.into_body(), super::MAX_BODY).await?;
+    let request: MintRequest = parse_json(&body)?;
+    let wanted = requested_capability(&request)?;
+    // The new token is the caller's capability narrowed by the request: never wider.
+    let granted = verified.capability().narrow(&wanted).map_err(|field| {
+        ApiError::new(
+            ErrorCode::Forbidden,
+            format!("forbidden: the requested {field} is wider than your token's"),
+        )
+    })?;
+    let token = cp.authority.mint(&granted).map_err(|e| e.to_api())?;
+    let token_id = latchkey_caps::verify(
+        &token,
+        &cp.authority.trusted_keys(),
+        &latchkey_caps::NoRevocations,
+        unix_now(),
+    )
+    .map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the minted token would not verify: {e}"),
+        )
+    })?
+    .token_id();
+    Ok(json(
+        StatusCode::CREATED,
+        &MintResponse {
+            token: token.to_text(),
+            token_id: token_id.to_string(),
+            expires_at: granted.expires_at,
+        },
+    ))
+}
+
+async fn revoke(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let caller = bearer(&req)?;
+    let body = read_body(req.into_body(), super::MAX_BODY).await?;
+    let request: RevokeRequest = parse_json(&body)?;
+    let token_id = match (&request.token_id, &request.token) {
+        (Some(id), None) => {
+            cp.authority
+                .check(&caller, &Access::new(Rights::REVOKE))
+                .map_err(auth_error)?;
+            id.parse::<RevocationId>()
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
+        }
+        (None, Some(text)) => {
+            let revoker = cp
+                .authority
+                .check_right(&caller, Rights::REVOKE)
+                .map_err(auth_error)?;
+            let target = Token::from_text(text).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot read the token to revoke: {e}"),
+                )
+            })?;
+            let target = latchkey_caps::verify(
+                &target,
+                &cp.authority.trusted_keys(),
+                &latchkey_caps::NoRevocations,
+                unix_now(),
+            )
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("the token to revoke is not valid: {e}"),
+                )
+            })?;
+            // A scoped revoker may revoke tokens within its own scope (rights aside).
+            let scope = |c: &Capability| Capability {
+                rights: None,
+                ..c.clone()
+            };
+            if !scope(target.capability()).is_within(&scope(revoker.capability())) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "forbidden: the token to revoke reaches beyond your token's scope",
+                ));
+            }
+            target.token_id()
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "give exactly one of `token_id` or `token`",
+            ));
+        }
+    };
+    let registry = Arc::clone(&cp.registry);
+    let reason = request.reason.clone();
+    let id_text = token_id.to_string();
+    let info = blocking(move || registry.revoke(&id_text, reason.as_deref())).await?;
+    cp.authority.revoked(token_id);
+    cp.feed_changed();
+    Ok(json(StatusCode::OK, &info))
+}

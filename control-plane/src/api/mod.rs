@@ -1,0 +1,228 @@
+//! The control plane's HTTP server (hyper): routing, bodies with size limits, bearer tokens, and
+//! errors as JSON [`ApiError`]s with the right status. Handlers are in [`admin`] (JSON, for
+//! operators, the CLI and Terraform) and [`node`] (postcard, for edge nodes); registry work runs
+//! on blocking threads.
+
+mod admin;
+mod node;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use latchkey_caps::{AuthError, Verified};
+use latchkey_wire::{ApiError, ErrorCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
+use crate::ControlPlane;
+use crate::error::RegistryError;
+
+type Reply = Response<Full<Bytes>>;
+
+/// Largest JSON or node-API body accepted (module uploads have their own limit).
+const MAX_BODY: usize = 2 << 20;
+
+/// Serves the admin and node APIs on `listener` until `shutdown` completes, then lets open
+/// requests finish (up to 10 s).
+pub async fn serve(
+    cp: Arc<ControlPlane>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let cp = Arc::clone(&cp);
+                let service = service_fn(move |req| {
+                    let cp = Arc::clone(&cp);
+                    async move { Ok::<_, Infallible>(dispatch(cp, req).await) }
+                });
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+}
+
+async fn dispatch(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Reply {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let reply = match route(cp, req).await {
+        Ok(reply) => reply,
+        Err(e) => error_reply(&e),
+    };
+    tracing::debug!(%method, %path, status = reply.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    reply
+}
+
+async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => Ok(text(StatusCode::OK, "ok")),
+        ["v1", "nodes", id, rest @ ..] if node::is_node_route(rest) => {
+            node::handle(cp, req, id, rest).await
+        }
+        ["v1", rest @ ..] => admin::handle(cp, req, rest).await,
+        _ => Err(not_found(&path)),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {path}"))
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not supported on {path}"),
+    )
+}
+
+fn error_reply(e: &ApiError) -> Reply {
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut reply = Response::new(Full::new(Bytes::from(e.to_json())));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    reply
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *reply.status_mut() = status;
+    reply
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+    let body = serde_json::to_vec(value).expect("API types serialise");
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    reply
+}
+
+fn binary(content_type: &'static str, body: Vec<u8>) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    reply
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    reply
+}
+
+/// Reads the whole body, refusing more than `max` bytes with 413.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body is larger than the limit of {max} bytes"),
+        )),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("malformed JSON body: {e}")))
+}
+
+/// The token in `Authorization: Bearer <token>`.
+fn bearer<B>(req: &Request<B>) -> Result<Vec<u8>, ApiError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "missing `Authorization: Bearer <token>` header",
+        )
+    })?;
+    let token = value.as_bytes().strip_prefix(b"Bearer ").ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "the Authorization header must be `Bearer <token>`",
+        )
+    })?;
+    Ok(token.trim_ascii().to_vec())
+}
+
+/// An authorization failure as an API error: 401 for a bad token, 403 for a denial.
+fn auth_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::Invalid(e) => {
+            ApiError::new(ErrorCode::Unauthenticated, format!("invalid token: {e}"))
+        }
+        AuthError::Denied(d) => ApiError::new(ErrorCode::Forbidden, format!("forbidden: {d}")),
+    }
+}
+
+/// Verifies the request's token and authorizes `request` with it.
+fn authorize<B>(
+    cp: &ControlPlane,
+    req: &Request<B>,
+    request: &latchkey_caps::Request<'_>,
+) -> Result<Arc<Verified>, ApiError> {
+    let token = bearer(req)?;
+    cp.authority.check(&token, request).map_err(auth_error)
+}
+
+/// Runs registry work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_api()),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("registry task failed: {e}"),
+        )),
+    }
+}
+
+/// The value of query parameter `name`.
+fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}

@@ -1,0 +1,138 @@
+//! Node API handlers (postcard bodies; see [`latchkey_wire::node`]). Every route needs a node
+//! capability: rights `invoke` and `read-state`, audience `node:{id}`, unrestricted scope.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request};
+use hyper::body::Incoming;
+use latchkey_caps::{Request as Access, Rights};
+use latchkey_wire::node::{
+    CommitRequest, EnsureActivationRequest, HeartbeatRequest, ReadStateRequest, RegisterRequest,
+    node_audience,
+};
+use latchkey_wire::{ApiError, NODE_CONTENT_TYPE, decode, encode};
+use serde::Serialize;
+
+use super::{Reply, authorize, binary, blocking, method_not_allowed, query, read_body};
+use crate::ControlPlane;
+
+/// Longest a `watch` waits for changes.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether `rest` (after `/v1/nodes/{id}/`) is a node API route.
+pub(super) fn is_node_route(rest: &[&str]) -> bool {
+    matches!(
+        rest,
+        ["register" | "heartbeat" | "activations" | "sync" | "watch"]
+            | ["state", "read" | "commit"]
+            | ["modules", _]
+    )
+}
+
+fn reply<T: Serialize>(value: &T) -> Reply {
+    binary(NODE_CONTENT_TYPE, encode(value))
+}
+
+pub(super) async fn handle(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    node_id: &str,
+    rest: &[&str],
+) -> Result<Reply, ApiError> {
+    let audience = node_audience(node_id);
+    let access = Access {
+        right: Rights::INVOKE | Rights::READ_STATE,
+        actor_type: None,
+        key: None,
+        method: None,
+        presenter: Some(&audience),
+    };
+    authorize(&cp, &req, &access)?;
+    let method = req.method().clone();
+    let node = node_id.to_owned();
+    let registry = Arc::clone(&cp.registry);
+    match (&method, rest) {
+        (&Method::POST, ["register"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: RegisterRequest = decode(&body)?;
+            Ok(reply(
+                &blocking(move || registry.register(&node, &request)).await?,
+            ))
+        }
+        (&Method::POST, ["heartbeat"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let _request: HeartbeatRequest = decode(&body)?;
+            Ok(reply(&blocking(move || registry.heartbeat(&node)).await?))
+        }
+        (&Method::POST, ["activations"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: EnsureActivationRequest = decode(&body)?;
+            Ok(reply(
+                &blocking(move || registry.ensure_activation(&node, &request)).await?,
+            ))
+        }
+        (&Method::POST, ["state", "read"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: ReadStateRequest = decode(&body)?;
+            Ok(reply(
+                &blocking(move || registry.read_state(&node, &request)).await?,
+            ))
+        }
+        (&Method::POST, ["state", "commit"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: CommitRequest = decode(&body)?;
+            Ok(reply(
+                &blocking(move || registry.commit_state(&node, &request)).await?,
+            ))
+        }
+        (&Method::GET, ["modules", content_id]) => {
+            let id = content_id.to_string();
+            let bytes = blocking(move || registry.module_bytes(&id)).await?;
+            Ok(binary("application/wasm", bytes))
+        }
+        (&Method::GET, ["sync"]) => Ok(reply(&blocking(move || registry.sync()).await?)),
+        (&Method::GET, ["watch"]) => {
+            let cursor = query(&req, "after").unwrap_or_default().to_owned();
+            let wait = query(&req, "wait_ms")
+                .and_then(|w| w.parse().ok())
+                .map_or(MAX_WAIT, Duration::from_millis)
+                .min(MAX_WAIT);
+            watch(cp, cursor, wait).await
+        }
+        _ => Err(method_not_allowed(&method, req.uri().path())),
+    }
+}
+
+/// Long-poll: returns as soon as there are events after `cursor`, or with none after `wait`.
+/// Wakes on this instance's own feed writes and polls every 500 ms for other instances'.
+async fn watch(cp: Arc<ControlPlane>, cursor: String, wait: Duration) -> Result<Reply, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changed = cp.feed.subscribe();
+    loop {
+        changed.borrow_and_update();
+        let registry = Arc::clone(&cp.registry);
+        let after = cursor.clone();
+        let changes = blocking(move || registry.changes(&after, 1000)).await?;
+        let now = tokio::time::Instant::now();
+        if !changes.events.is_empty() || now >= deadline {
+            return Ok(reply(&changes));
+        }
+        let nap = (deadline - now).min(Duration::from_millis(500));
+        let _ = tokio::time::timeout(nap, changed.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_routes_are_recognised_and_admin_routes_are_not() {
+        assert!(is_node_route(&["heartbeat"]));
+        assert!(is_node_route(&["state", "commit"]));
+        assert!(is_node_route(&["modules", "abc"]));
+        assert!(!is_node_route(&["token"]));
+        assert!(!is_node_route(&["state"]));
+    }
+}

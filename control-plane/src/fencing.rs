@@ -1,0 +1,393 @@
+//! The activation-fencing protocol's decisions, as pure functions of explicit inputs (the
+//! current store version, the records read, the lease settings). The registry's transactions
+//! read records, call these, and write what they return; model checking and simulation call them
+//! directly.
+//!
+//! The protocol follows `../shared/reference/activation-fencing-design.txt` with its fix:
+//! - A node's lease lasts `ttl` versions from the commit version of its last heartbeat.
+//! - A heartbeat that arrives after the lease expired starts a new **epoch**; so does every
+//!   registration. Activations placed in an older epoch are dead: the node must drop them, and
+//!   the control plane fences their reads and commits.
+//! - An activation is live only while its node's lease is valid and the node's epoch is the one
+//!   it was placed in; otherwise it may be placed again, with a new generation.
+//! - A read or commit is accepted only if the activation record still names the presenting
+//!   node, its epoch and the generation, and that node's lease is valid and epoch unchanged.
+
+use latchkey_wire::lease::{LeaseSettings, valid_at};
+
+/// What the registry knows of a node's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeLease {
+    /// Current epoch.
+    pub epoch: u64,
+    /// Commit version of the last heartbeat (or registration).
+    pub last_heartbeat: u64,
+    /// Successive heartbeats without a lapse.
+    pub streak: u32,
+}
+
+impl NodeLease {
+    /// Whether the lease is valid at version `now`.
+    pub fn is_live(&self, now: u64, settings: &LeaseSettings) -> bool {
+        valid_at(self.last_heartbeat, settings.ttl_versions, now)
+    }
+
+    /// Whether the node may receive new placements at `now`.
+    pub fn is_eligible(&self, now: u64, settings: &LeaseSettings) -> bool {
+        self.is_live(now, settings) && self.streak >= settings.min_heartbeats
+    }
+}
+
+/// A node's epoch and streak after a (re)registration. Registration always starts a new epoch:
+/// whatever an earlier process with this id held is fenced off.
+pub fn register(previous: Option<&NodeLease>) -> (u64, u32) {
+    (previous.map_or(1, |p| p.epoch + 1), 0)
+}
+
+/// The outcome of a heartbeat read at version `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    /// Epoch from now on.
+    pub epoch: u64,
+    /// Streak from now on.
+    pub streak: u32,
+    /// Whether the lease had lapsed (so the epoch changed).
+    pub lapsed: bool,
+}
+
+/// A heartbeat of a registered node, arriving at read version `now`. If the lease had expired, the
+/// node was considered dead for a while: a new epoch begins (the reference design's fix).
+pub fn heartbeat(previous: &NodeLease, now: u64, settings: &LeaseSettings) -> HeartbeatOutcome {
+    if previous.is_live(now, settings) {
+        HeartbeatOutcome {
+            epoch: previous.epoch,
+            streak: previous.streak.saturating_add(1),
+            lapsed: false,
+        }
+    } else {
+        HeartbeatOutcome {
+            epoch: previous.epoch + 1,
+            streak: 1,
+            lapsed: true,
+        }
+    }
+}
+
+/// Why an activation is no longer live.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Stale {
+    /// Its node is not registered.
+    #[error("node `{0}` is not registered")]
+    NodeUnknown(String),
+    /// Its node started a new epoch since the placement.
+    #[error("node epoch changed from {placed} to {current}")]
+    EpochChanged {
+        /// Epoch at placement.
+        placed: u64,
+        /// Node's epoch now.
+        current: u64,
+    },
+    /// Its node's lease expired.
+    #[error("node lease expired (last heartbeat at version {last_heartbeat}, now {now})")]
+    LeaseExpired {
+        /// Commit version of the node's last heartbeat.
+        last_heartbeat: u64,
+        /// The version of the check.
+        now: u64,
+    },
+}
+
+/// Whether an activation placed on `node_id` in `placed_epoch` is live at `now`, given the node's
+/// lease (`None` if the node is unknown).
+pub fn activation_live(
+    node_id: &str,
+    placed_epoch: u64,
+    owner: Option<&NodeLease>,
+    now: u64,
+    settings: &LeaseSettings,
+) -> Result<(), Stale> {
+    let owner = owner.ok_or_else(|| Stale::NodeUnknown(node_id.to_owned()))?;
+    if owner.epoch != placed_epoch {
+        return Err(Stale::EpochChanged {
+            placed: placed_epoch,
+            current: owner.epoch,
+        });
+    }
+    if !owner.is_live(now, settings) {
+        return Err(Stale::LeaseExpired {
+            last_heartbeat: owner.last_heartbeat,
+            now,
+        });
+    }
+    Ok(())
+}
+
+/// The placement an activation record holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement<'a> {
+    /// Node holding the activation.
+    pub node_id: &'a str,
+    /// Its epoch at placement.
+    pub node_epoch: u64,
+    /// Placement versionstamp.
+    pub generation: [u8; 10],
+}
+
+/// Why a read or commit was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FenceRejection {
+    /// The actor has no activation.
+    #[error("the actor has no activation")]
+    NotActivated,
+    /// The actor is activated on another node.
+    #[error("the actor is activated on node `{owner}`")]
+    OtherNode {
+        /// Its node now.
+        owner: String,
+    },
+    /// The actor was placed again (on this node, in a later epoch or generation).
+    #[error("the activation was replaced (generation {current}, presented {presented})")]
+    Replaced {
+        /// Current generation (hex).
+        current: String,
+        /// Presented generation (hex).
+        presented: String,
+    },
+    /// The presenting activation's node epoch or lease is no longer valid.
+    #[error("{0}")]
+    Stale(#[from] Stale),
+}
+
+/// Whether node `presenter`, holding an activation of `epoch` and `generation`, may read or
+/// commit the actor's state at `now`, given the activation record and the node's lease.
+pub fn check_fence(
+    record: Option<&Placement<'_>>,
+    presenter: &str,
+    epoch: u64,
+    generation: &[u8; 10],
+    presenter_lease: Option<&NodeLease>,
+    now: u64,
+    settings: &LeaseSettings,
+) -> Result<(), FenceRejection> {
+    let record = record.ok_or(FenceRejection::NotActivated)?;
+    if record.node_id != presenter {
+        return Err(FenceRejection::OtherNode {
+            owner: record.node_id.to_owned(),
+        });
+    }
+    if record.node_epoch != epoch || &record.generation != generation {
+        return Err(FenceRejection::Replaced {
+            current: hex::encode(record.generation),
+            presented: hex::encode(generation),
+        });
+    }
+    activation_live(presenter, epoch, presenter_lease, now, settings)?;
+    Ok(())
+}
+
+/// A node as placement sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// Node id.
+    pub id: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Lease.
+    pub lease: NodeLease,
+}
+
+/// Where to place an actor that has no live activation: the requesting node if it is eligible
+/// and in the hinted region; otherwise an eligible node of the hinted region (any region if the
+/// hint has none, or there is no hint), chosen by rendezvous hashing on the actor so the choice
+/// is stable and spread. `None` if no node is eligible.
+pub fn choose_node<'a>(
+    requester: &str,
+    actor_type: &str,
+    key: &str,
+    region_hint: Option<&str>,
+    candidates: &'a [Candidate<'a>],
+    now: u64,
+    settings: &LeaseSettings,
+) -> Option<&'a Candidate<'a>> {
+    let eligible = || {
+        candidates
+            .iter()
+            .filter(|c| c.lease.is_eligible(now, settings))
+    };
+    let in_region = |c: &&Candidate<'_>| region_hint.is_none_or(|r| c.region == r);
+    if let Some(me) = eligible().find(|c| c.id == requester)
+        && in_region(&me)
+    {
+        return Some(me);
+    }
+    let score = |c: &&Candidate<'_>| rendezvous(actor_type, key, c.id);
+    eligible()
+        .filter(in_region)
+        .max_by_key(score)
+        .or_else(|| eligible().max_by_key(score))
+}
+
+/// A stable pseudo-random score of (actor, node): FNV-1a over the three strings.
+fn rendezvous(actor_type: &str, key: &str, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [actor_type, key, node] {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: LeaseSettings = LeaseSettings {
+        ttl_versions: 100,
+        heartbeat_interval_ms: 10,
+        min_heartbeats: 2,
+    };
+
+    fn lease(epoch: u64, last_heartbeat: u64, streak: u32) -> NodeLease {
+        NodeLease {
+            epoch,
+            last_heartbeat,
+            streak,
+        }
+    }
+
+    #[test]
+    fn heartbeats_extend_until_a_lapse_starts_a_new_epoch() {
+        let l = lease(3, 1_000, 5);
+        assert_eq!(
+            heartbeat(&l, 1_100, &S),
+            HeartbeatOutcome {
+                epoch: 3,
+                streak: 6,
+                lapsed: false
+            }
+        );
+        assert_eq!(
+            heartbeat(&l, 1_101, &S),
+            HeartbeatOutcome {
+                epoch: 4,
+                streak: 1,
+                lapsed: true
+            }
+        );
+        assert_eq!(register(Some(&l)), (4, 0));
+        assert_eq!(register(None), (1, 0));
+    }
+
+    #[test]
+    fn eligibility_needs_a_live_lease_and_a_streak() {
+        assert!(!lease(1, 1_000, 1).is_eligible(1_050, &S));
+        assert!(lease(1, 1_000, 2).is_eligible(1_050, &S));
+        assert!(!lease(1, 1_000, 9).is_eligible(1_101, &S));
+    }
+
+    /// The reference design's bug: node A misses heartbeats, the actor moves to B, then A's late
+    /// heartbeat arrives. With epochs, A's activation can neither be served nor commit.
+    #[test]
+    fn a_late_heartbeat_cannot_revive_a_moved_activation() {
+        let gen_a = [1; 10];
+        let a_before = lease(1, 1_000, 5);
+        // At 1_200 A's lease has expired: the activation placed on A in epoch 1 is stale ...
+        assert!(matches!(
+            activation_live("a", 1, Some(&a_before), 1_200, &S),
+            Err(Stale::LeaseExpired { .. })
+        ));
+        // ... so it is placed on B (a new record and generation).
+        let gen_b = [2; 10];
+        let moved = Placement {
+            node_id: "b",
+            node_epoch: 7,
+            generation: gen_b,
+        };
+        // A's heartbeat arrives late: its epoch changes.
+        let hb = heartbeat(&a_before, 1_250, &S);
+        assert!(hb.lapsed);
+        let a_after = lease(hb.epoch, 1_250, hb.streak);
+        // A's old activation cannot commit: the record names B ...
+        assert_eq!(
+            check_fence(Some(&moved), "a", 1, &gen_a, Some(&a_after), 1_260, &S),
+            Err(FenceRejection::OtherNode { owner: "b".into() })
+        );
+        // ... and even had the actor stayed on A, the old epoch is dead.
+        let stayed = Placement {
+            node_id: "a",
+            node_epoch: 1,
+            generation: gen_a,
+        };
+        assert_eq!(
+            check_fence(Some(&stayed), "a", 1, &gen_a, Some(&a_after), 1_260, &S),
+            Err(FenceRejection::Stale(Stale::EpochChanged {
+                placed: 1,
+                current: 2
+            }))
+        );
+        // Without the epoch rule (the bug), the late heartbeat would have looked like a renewal:
+        // the record check alone passes for an activation that is not on another node yet.
+        assert!(activation_live("a", 2, Some(&a_after), 1_260, &S).is_ok());
+    }
+
+    #[test]
+    fn fence_checks_each_field() {
+        let g = [5; 10];
+        let p = Placement {
+            node_id: "a",
+            node_epoch: 2,
+            generation: g,
+        };
+        let live = lease(2, 1_000, 3);
+        assert_eq!(
+            check_fence(Some(&p), "a", 2, &g, Some(&live), 1_050, &S),
+            Ok(())
+        );
+        assert_eq!(
+            check_fence(None, "a", 2, &g, Some(&live), 1_050, &S),
+            Err(FenceRejection::NotActivated)
+        );
+        assert!(matches!(
+            check_fence(Some(&p), "a", 2, &[6; 10], Some(&live), 1_050, &S),
+            Err(FenceRejection::Replaced { .. })
+        ));
+        assert!(matches!(
+            check_fence(Some(&p), "a", 2, &g, Some(&live), 1_101, &S),
+            Err(FenceRejection::Stale(Stale::LeaseExpired { .. }))
+        ));
+        assert!(matches!(
+            check_fence(Some(&p), "a", 2, &g, None, 1_050, &S),
+            Err(FenceRejection::Stale(Stale::NodeUnknown(_)))
+        ));
+    }
+
+    #[test]
+    fn placement_prefers_the_requester_then_the_region_then_anyone() {
+        let c = |id, region, streak| Candidate {
+            id,
+            region,
+            lease: lease(1, 1_000, streak),
+        };
+        let nodes = [
+            c("a", "eu", 5),
+            c("b", "us", 5),
+            c("c", "us", 5),
+            c("d", "eu", 0),
+        ];
+        let pick = |req, hint| choose_node(req, "t", "k", hint, &nodes, 1_050, &S).map(|c| c.id);
+        assert_eq!(pick("a", None), Some("a"));
+        assert_eq!(pick("a", Some("eu")), Some("a"));
+        let us = pick("a", Some("us"));
+        assert!(us == Some("b") || us == Some("c"));
+        assert_eq!(pick("a", Some("us")), us, "stable choice");
+        // d is not eligible yet (streak 0): placement goes to an eligible eu node.
+        assert_eq!(pick("d", Some("eu")), Some("a"));
+        assert!(
+            pick("x", Some("mars")).is_some(),
+            "a hint with no node falls back"
+        );
+        assert_eq!(choose_node("a", "t", "k", None, &nodes, 9_999, &S), None);
+    }
+}

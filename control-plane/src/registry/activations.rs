@@ -1,0 +1,188 @@
+//! Activations: `ensure_activation` returns an actor's live activation or places it (one
+//! transaction), and operators list them.
+
+use latchkey_store::Versionstamp;
+use latchkey_wire::Generation;
+use latchkey_wire::admin::ActivationInfo;
+use latchkey_wire::node::{Activation, EnsureActivationRequest};
+
+use super::Registry;
+use super::deployments::DeploymentRecord;
+use super::nodes::{lease_of, node_id_of};
+use crate::error::RegistryError;
+use crate::fencing::{self, Candidate};
+use crate::keys;
+use crate::records::{
+    ActivationRecord, NodeRecord, decode_stamped, get_json, get_stamped, put_stamped,
+};
+
+/// What `ensure_activation`'s transaction found or did.
+enum Ensured {
+    Live(Activation),
+    Placed {
+        record: ActivationRecord,
+        address: String,
+    },
+}
+
+impl Registry {
+    /// The actor's live activation; if it has none (never placed, or its node's lease expired or
+    /// epoch changed), places it — on `requester` if eligible and in the hinted region — with a
+    /// new generation: the versionstamp of this transaction.
+    pub fn ensure_activation(
+        &self,
+        requester: &str,
+        request: &EnsureActivationRequest,
+    ) -> Result<Activation, RegistryError> {
+        let (actor_type, key) = (request.actor_type.as_str(), request.key.as_str());
+        self.check_name("actor type", actor_type)?;
+        self.check_name("actor key", key)?;
+        let settings = *self.settings();
+        let act_key = keys::activation(actor_type, key);
+        let committed = self.run(|tx| {
+            let now = tx.read_version()?;
+            if let Some((generation, record)) = get_stamped::<ActivationRecord>(tx, &act_key, false)? {
+                // A conflicting read: a heartbeat of the owner racing this placement makes one of
+                // the two transactions retry, so a renewal and a move are never both decided on
+                // the same lease.
+                let owner = get_stamped::<NodeRecord>(tx, &keys::node(&record.node_id), false)?;
+                let lease = owner.as_ref().map(|(s, r)| lease_of(*s, r));
+                let live = fencing::activation_live(&record.node_id, record.node_epoch, lease.as_ref(), now, &settings);
+                if let (Ok(()), Some((_, owner))) = (live, owner) {
+                    return Ok(Ensured::Live(Activation {
+                        actor_type: actor_type.to_owned(),
+                        key: key.to_owned(),
+                        node_id: record.node_id,
+                        node_address: owner.address,
+                        node_epoch: record.node_epoch,
+                        generation: Generation(generation.to_bytes()),
+                        module_version: record.module_version,
+                    }));
+                }
+            }
+            let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
+            let version = deployment
+                .as_ref()
+                .and_then(|d| d.version_for(actor_type, key))
+                .ok_or_else(|| {
+                    RegistryError::NotFound(format!(
+                        "actor type `{actor_type}` has no deployed version; deploy a module first"
+                    ))
+                })?
+                .to_owned();
+            // Try the requester alone first, so a placement does not read (and conflict with)
+            // every node record in the fleet.
+            let me = get_stamped::<NodeRecord>(tx, &keys::node(requester), false)?;
+            let mut nodes: Vec<(String, NodeRecord, Versionstamp)> = Vec::new();
+            if let Some((stamp, record)) = me {
+                let lease = lease_of(stamp, &record);
+                let hinted = request.region_hint.as_deref().is_none_or(|r| r == record.region);
+                if lease.is_eligible(now, &settings) && hinted {
+                    nodes.push((requester.to_owned(), record, stamp));
+                }
+            }
+            if nodes.is_empty() {
+                for (k, v) in tx.get_range(&keys::nodes())? {
+                    let (stamp, record) = decode_stamped::<NodeRecord>(&v)?;
+                    nodes.push((node_id_of(&k)?, record, stamp));
+                }
+            }
+            let candidates: Vec<Candidate<'_>> = nodes
+                .iter()
+                .map(|(id, record, stamp)| Candidate {
+                    id,
+                    region: &record.region,
+                    lease: lease_of(*stamp, record),
+                })
+                .collect();
+            let chosen = fencing::choose_node(
+                requester,
+                actor_type,
+                key,
+                request.region_hint.as_deref(),
+                &candidates,
+                now,
+                &settings,
+            )
+            .ok_or_else(|| {
+                RegistryError::Unavailable(
+                    "no node is eligible for placement (live, with enough heartbeats); retry shortly"
+                        .into(),
+                )
+            })?;
+            let record = ActivationRecord {
+                node_id: chosen.id.to_owned(),
+                node_epoch: chosen.lease.epoch,
+                module_version: version,
+            };
+            let address = nodes
+                .iter()
+                .find(|(id, _, _)| id == chosen.id)
+                .map(|(_, r, _)| r.address.clone())
+                .unwrap_or_default();
+            put_stamped(tx, &act_key, &record)?;
+            Ok(Ensured::Placed { record, address })
+        })?;
+        Ok(match committed.value {
+            Ensured::Live(activation) => activation,
+            Ensured::Placed { record, address } => {
+                let stamp = committed.versionstamp.ok_or_else(|| {
+                    RegistryError::Unavailable("placement committed without a versionstamp".into())
+                })?;
+                Activation {
+                    actor_type: actor_type.to_owned(),
+                    key: key.to_owned(),
+                    node_id: record.node_id,
+                    node_address: address,
+                    node_epoch: record.node_epoch,
+                    generation: Generation(stamp.to_bytes()),
+                    module_version: record.module_version,
+                }
+            }
+        })
+    }
+
+    /// Activation records (of one actor type, or all), with whether each is live now.
+    pub fn activations(
+        &self,
+        actor_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActivationInfo>, RegistryError> {
+        let settings = *self.settings();
+        let committed = self.run(|tx| {
+            let now = tx.read_version()?;
+            let rows = tx.get_range(&keys::activations(actor_type).limit(limit))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, v) in rows {
+                let (_, _, t, key): (String, String, String, String) =
+                    foundationdb_tuple::unpack(&k).map_err(|e| {
+                        RegistryError::Store(latchkey_store::StoreError::Corrupt(format!(
+                            "activation key: {e:?}"
+                        )))
+                    })?;
+                let (generation, record) = decode_stamped::<ActivationRecord>(&v)?;
+                let owner = get_stamped::<NodeRecord>(tx, &keys::node(&record.node_id), true)?;
+                let lease = owner.as_ref().map(|(s, r)| lease_of(*s, r));
+                let live = fencing::activation_live(
+                    &record.node_id,
+                    record.node_epoch,
+                    lease.as_ref(),
+                    now,
+                    &settings,
+                )
+                .is_ok();
+                out.push(ActivationInfo {
+                    actor_type: t,
+                    key,
+                    node_id: record.node_id,
+                    node_epoch: record.node_epoch,
+                    generation: hex::encode(generation.to_bytes()),
+                    module_version: record.module_version,
+                    live,
+                });
+            }
+            Ok(out)
+        })?;
+        Ok(committed.value)
+    }
+}

@@ -1,0 +1,105 @@
+//! The registry: every control-plane operation as one store transaction (run with retries),
+//! reading records, deciding with the pure [`crate::fencing`] and [`deployments`] logic, and
+//! writing the result. Synchronous; the HTTP layer calls it from blocking tasks.
+
+mod activations;
+pub mod deployments;
+mod feed;
+mod modules;
+mod nodes;
+mod state;
+
+use std::sync::Arc;
+
+use latchkey_store::{Committed, Store, Transaction, run};
+use latchkey_wire::lease::LeaseSettings;
+
+use crate::error::RegistryError;
+
+/// Size limits the registry enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest module (component) upload, in bytes.
+    pub max_module_bytes: usize,
+    /// Largest actor storage key, in bytes.
+    pub max_state_key_bytes: usize,
+    /// Largest actor storage value, in bytes.
+    pub max_state_value_bytes: usize,
+    /// Most bytes (keys and values) one commit may write.
+    pub max_commit_bytes: usize,
+    /// Most writes in one commit.
+    pub max_commit_writes: usize,
+    /// Longest actor type or key, in bytes.
+    pub max_name_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_module_bytes: 8 << 20,
+            max_state_key_bytes: 2048,
+            max_state_value_bytes: 64 << 10,
+            max_commit_bytes: 1 << 20,
+            max_commit_writes: 1024,
+            max_name_bytes: 512,
+        }
+    }
+}
+
+/// The control plane's registry over a store.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    settings: LeaseSettings,
+    limits: Limits,
+}
+
+impl Registry {
+    /// A registry over `store`.
+    pub fn new(store: Arc<dyn Store>, settings: LeaseSettings, limits: Limits) -> Self {
+        Registry {
+            store,
+            settings,
+            limits,
+        }
+    }
+
+    /// The lease settings handed to nodes.
+    pub fn settings(&self) -> &LeaseSettings {
+        &self.settings
+    }
+
+    /// The limits enforced.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The store, for operations outside the registry (e.g. benchmarks).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn run<T>(
+        &self,
+        f: impl FnMut(&mut dyn Transaction) -> Result<T, RegistryError>,
+    ) -> Result<Committed<T>, RegistryError> {
+        run(&*self.store, f)
+    }
+
+    /// Checks an actor type or key: non-empty, bounded, no control characters.
+    fn check_name(&self, what: &str, value: &str) -> Result<(), RegistryError> {
+        if value.is_empty() || value.len() > self.limits.max_name_bytes {
+            return Err(RegistryError::BadRequest(format!(
+                "{what} must be 1 to {} bytes, got {}",
+                self.limits.max_name_bytes,
+                value.len()
+            )));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(RegistryError::BadRequest(format!(
+                "{what} `{}` contains control characters",
+                value.escape_debug()
+            )));
+        }
+        Ok(())
+    }
+}

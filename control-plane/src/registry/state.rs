@@ -1,0 +1,186 @@
+//! Actor state: fenced reads and fenced commits. Both run in one transaction with the check that
+//! the activation record still names the presenting node, epoch and generation, and that node's
+//! lease is valid; a failed check writes nothing.
+
+use latchkey_store::{RangeOptions, Transaction, prefix_end};
+use latchkey_wire::node::{
+    CommitRequest, CommitResponse, Fence, ListOptions, ReadOp, ReadStateRequest, ReadStateResponse,
+    StateWrite,
+};
+
+use super::Registry;
+use super::nodes::lease_of;
+use crate::error::RegistryError;
+use crate::fencing::{self, Placement};
+use crate::keys;
+use crate::records::{ActivationRecord, NodeRecord, get_stamped};
+
+/// Most entries one `list` returns.
+const MAX_LIST: u32 = 10_000;
+
+impl Registry {
+    /// Fails unless `node_id` holds the activation the fence names, right now.
+    fn check_fence(
+        &self,
+        tx: &mut dyn Transaction,
+        node_id: &str,
+        fence: &Fence,
+        now: u64,
+    ) -> Result<(), RegistryError> {
+        let act_key = keys::activation(&fence.actor_type, &fence.key);
+        let record = get_stamped::<ActivationRecord>(tx, &act_key, false)?;
+        // The node record is read without a conflict: a heartbeat landing after this read is
+        // ordered after this transaction, which is harmless, and commits do not retry on every
+        // heartbeat. (A re-placement rewrites the activation record, which is a conflicting read.)
+        let node = get_stamped::<NodeRecord>(tx, &keys::node(node_id), true)?;
+        let lease = node.as_ref().map(|(s, r)| lease_of(*s, r));
+        let placement = record.as_ref().map(|(generation, r)| Placement {
+            node_id: &r.node_id,
+            node_epoch: r.node_epoch,
+            generation: generation.to_bytes(),
+        });
+        fencing::check_fence(
+            placement.as_ref(),
+            node_id,
+            fence.node_epoch,
+            &fence.generation.0,
+            lease.as_ref(),
+            now,
+            self.settings(),
+        )?;
+        Ok(())
+    }
+
+    /// Reads an actor's state on behalf of its activation.
+    pub fn read_state(
+        &self,
+        node_id: &str,
+        request: &ReadStateRequest,
+    ) -> Result<ReadStateResponse, RegistryError> {
+        let prefix = keys::state_prefix(&request.fence.actor_type, &request.fence.key);
+        if let ReadOp::Get(user_keys) = &request.op {
+            for k in user_keys {
+                self.check_state_key(k)?;
+            }
+        }
+        let committed = self.run(|tx| {
+            let now = tx.read_version()?;
+            self.check_fence(tx, node_id, &request.fence, now)?;
+            match &request.op {
+                ReadOp::Get(user_keys) => {
+                    let mut values = Vec::with_capacity(user_keys.len());
+                    for k in user_keys {
+                        values.push(tx.get(&keys::state(&prefix, k))?);
+                    }
+                    Ok(ReadStateResponse::Values(values))
+                }
+                ReadOp::List(options) => {
+                    let rows = tx.get_range(&list_range(&prefix, options))?;
+                    Ok(ReadStateResponse::Entries(
+                        rows.into_iter()
+                            .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
+                            .collect(),
+                    ))
+                }
+            }
+        })?;
+        Ok(committed.value)
+    }
+
+    /// Commits one call's writes for an activation, atomically and in order.
+    pub fn commit_state(
+        &self,
+        node_id: &str,
+        request: &CommitRequest,
+    ) -> Result<CommitResponse, RegistryError> {
+        self.check_writes(&request.writes)?;
+        let prefix = keys::state_prefix(&request.fence.actor_type, &request.fence.key);
+        let committed = self.run(|tx| {
+            let now = tx.read_version()?;
+            self.check_fence(tx, node_id, &request.fence, now)?;
+            for write in &request.writes {
+                match write {
+                    StateWrite::Put(k, v) => tx.set(&keys::state(&prefix, k), v)?,
+                    StateWrite::Delete(k) => tx.clear(&keys::state(&prefix, k))?,
+                    StateWrite::DeleteAll => tx.clear_range(&prefix, &prefix_end(&prefix))?,
+                }
+            }
+            Ok(now)
+        })?;
+        Ok(CommitResponse {
+            version: committed
+                .versionstamp
+                .map_or(committed.value, |s| s.version()),
+        })
+    }
+
+    fn check_state_key(&self, key: &[u8]) -> Result<(), RegistryError> {
+        let max = self.limits().max_state_key_bytes;
+        if key.len() > max {
+            return Err(RegistryError::TooLarge(format!(
+                "storage key is {} bytes; the limit is {max}",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_writes(&self, writes: &[StateWrite]) -> Result<(), RegistryError> {
+        let limits = self.limits();
+        if writes.len() > limits.max_commit_writes {
+            return Err(RegistryError::TooLarge(format!(
+                "a call wrote {} keys; the limit is {}",
+                writes.len(),
+                limits.max_commit_writes
+            )));
+        }
+        let mut total = 0;
+        for w in writes {
+            match w {
+                StateWrite::Put(k, v) => {
+                    self.check_state_key(k)?;
+                    if v.len() > limits.max_state_value_bytes {
+                        return Err(RegistryError::TooLarge(format!(
+                            "storage value is {} bytes; the limit is {}",
+                            v.len(),
+                            limits.max_state_value_bytes
+                        )));
+                    }
+                    total += k.len() + v.len();
+                }
+                StateWrite::Delete(k) => {
+                    self.check_state_key(k)?;
+                    total += k.len();
+                }
+                StateWrite::DeleteAll => {}
+            }
+        }
+        if total > limits.max_commit_bytes {
+            return Err(RegistryError::TooLarge(format!(
+                "a call wrote {total} bytes; the limit is {}",
+                limits.max_commit_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The store range for an actor's `list`: keys with `prefix`, at or after `start`, before `end`.
+fn list_range(state_prefix: &[u8], options: &ListOptions) -> RangeOptions {
+    let within = |user: &[u8]| keys::state(state_prefix, user);
+    let mut begin = within(options.prefix.as_deref().unwrap_or_default());
+    let mut end = match &options.prefix {
+        Some(p) => prefix_end(&within(p)),
+        None => prefix_end(state_prefix),
+    };
+    if let Some(start) = &options.start {
+        begin = begin.max(within(start));
+    }
+    if let Some(e) = &options.end {
+        end = end.min(within(e));
+    }
+    let mut range = RangeOptions::between(begin, end)
+        .limit(options.limit.unwrap_or(MAX_LIST).min(MAX_LIST) as usize);
+    range.reverse = options.reverse;
+    range
+}

@@ -1,0 +1,248 @@
+//! The admin API's JSON bodies (see `docs/admin-api.md`), shared by the control plane, the CLI
+//! and the Terraform provider.
+
+use serde::{Deserialize, Serialize};
+
+/// A stored module version (a WASM component), addressed by the SHA-256 of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// Hex SHA-256 of the component bytes: the version name used everywhere.
+    pub content_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Store version at upload.
+    pub uploaded_at: u64,
+    /// The actor-world interfaces the component exports.
+    pub exports: Vec<String>,
+    /// The interfaces it imports.
+    pub imports: Vec<String>,
+}
+
+/// When the control plane rolls a version back by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackPolicy {
+    /// Roll back when more than this fraction of calls fail (0–1).
+    pub max_error_rate: f64,
+    /// Over the calls of this many most recent seconds.
+    pub window_secs: u64,
+    /// But only once the window holds at least this many calls.
+    pub min_calls: u64,
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        RollbackPolicy {
+            max_error_rate: 0.05,
+            window_secs: 60,
+            min_calls: 100,
+        }
+    }
+}
+
+/// A canary: a version running on a stable share of keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryInfo {
+    /// The canary version (content id).
+    pub version: String,
+    /// Share of keys, in basis points (100 = 1%).
+    pub basis_points: u32,
+}
+
+/// One entry of a deployment's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Store version of the change.
+    pub at: u64,
+    /// `deploy`, `canary`, `promote`, `abort`, `rollback` or `auto-rollback`.
+    pub action: String,
+    /// Version active (or canaried) after the change.
+    pub version: Option<String>,
+    /// Version active before.
+    pub from: Option<String>,
+    /// Why (given by the operator, or the evidence of an automatic rollback).
+    pub reason: Option<String>,
+}
+
+/// An actor type's deployment: which code its actors run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentInfo {
+    /// The actor type.
+    pub actor_type: String,
+    /// Version every key runs (outside the canary).
+    pub active: Option<String>,
+    /// Version active before the last change of `active` (the rollback target).
+    pub previous: Option<String>,
+    /// A canary in progress.
+    pub canary: Option<CanaryInfo>,
+    /// Automatic rollback policy.
+    pub policy: RollbackPolicy,
+    /// Counts every change; nodes use it to order updates.
+    pub revision: u64,
+}
+
+/// `GET /v1/deployments/{type}`: the deployment and its history, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    /// Current state.
+    pub deployment: DeploymentInfo,
+    /// Past changes, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// `POST /v1/deployments/{type}`: make `version` active for every key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// Content id of an uploaded module.
+    pub version: String,
+    /// Why, for the history.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/deployments/{type}/canary`: run `version` on `percent`% of keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CanaryRequest {
+    /// Content id of an uploaded module.
+    pub version: String,
+    /// Share of keys, 0–100 (two decimals kept).
+    pub percent: f64,
+    /// Why, for the history.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/deployments/{type}/{promote|abort|rollback}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonRequest {
+    /// Why, for the history.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `PUT /v1/deployments/{type}/policy`.
+pub type PolicyRequest = RollbackPolicy;
+
+/// A node as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// Forwarding address.
+    pub address: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Version of the last heartbeat.
+    pub last_heartbeat: u64,
+    /// Successive heartbeats without a lapse.
+    pub streak: u32,
+    /// Whether the lease is valid now.
+    pub live: bool,
+    /// Whether it receives placements.
+    pub eligible: bool,
+}
+
+/// An activation as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationInfo {
+    /// Actor type.
+    pub actor_type: String,
+    /// Actor key.
+    pub key: String,
+    /// Node holding it.
+    pub node_id: String,
+    /// The node's epoch at placement.
+    pub node_epoch: u64,
+    /// Placement versionstamp (hex).
+    pub generation: String,
+    /// Module version it runs.
+    pub module_version: String,
+    /// Whether its node still holds it (lease valid and epoch unchanged).
+    pub live: bool,
+}
+
+/// `POST /v1/tokens`: mint a token no wider than the caller's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintRequest {
+    /// Only this actor type.
+    #[serde(default)]
+    pub actor_type: Option<String>,
+    /// Only this key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Only keys with this prefix.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Only these methods.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Rights, e.g. `["invoke"]`; omitted: the caller's rights.
+    #[serde(default)]
+    pub rights: Option<Vec<String>>,
+    /// Seconds from now until expiry; omitted: no expiry beyond the caller's.
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+    /// Only this principal may present it.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// A minted token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintResponse {
+    /// The token (`lk1.…`): a bearer secret.
+    pub token: String,
+    /// Its revocation id (hex): revoke it with this.
+    pub token_id: String,
+    /// Unix seconds at which it expires, if it does.
+    pub expires_at: Option<u64>,
+}
+
+/// `POST /v1/revocations`: revoke by id (needs an unrestricted `revoke` right) or by presenting
+/// the token (needs `revoke` covering what the token grants).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// A revocation id (hex).
+    #[serde(default)]
+    pub token_id: Option<String>,
+    /// The token itself; its last block is revoked.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Why, kept with the revocation.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A revoked token id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    /// The revocation id (hex).
+    pub token_id: String,
+    /// Store version of the revocation.
+    pub revoked_at: u64,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// An issuer key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Key id (hex).
+    pub key_id: String,
+    /// Public key (`lk-pub-v1:…`).
+    pub public_key: String,
+    /// `active` (mints), `trusted` (verifies only) or `retired` (no longer trusted).
+    pub state: String,
+    /// Store version at creation.
+    pub created_at: u64,
+}
+
+/// `POST /v1/nodes/{id}/token`: a capability for an edge node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTokenResponse {
+    /// The node's token (audience `node:{id}`).
+    pub token: String,
+    /// Its revocation id.
+    pub token_id: String,
+}

@@ -1,0 +1,129 @@
+//! The error body every Latchkey HTTP API returns: a stable code, a message naming what was
+//! wrong, and whether retrying can help.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable error codes; each maps to one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: malformed request.
+    BadRequest,
+    /// 401: missing, malformed, forged, expired or revoked token.
+    Unauthenticated,
+    /// 403: valid token, but it does not allow this request.
+    Forbidden,
+    /// 404: no such module, version, actor type, node or route.
+    NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 409: the request conflicts with current state (e.g. a deploy in progress).
+    Conflict,
+    /// 409: a stale activation tried to read or commit (its node, epoch or generation is no
+    /// longer the owner's).
+    Fenced,
+    /// 410: a follow cursor is older than the retained change feed; resynchronise.
+    Gone,
+    /// 413: body, key, value or batch too large.
+    TooLarge,
+    /// 422: the request is well formed but invalid (e.g. a module that is not an actor).
+    Invalid,
+    /// 429: the actor's mailbox is full.
+    Overloaded,
+    /// 500: a bug.
+    Internal,
+    /// 502: a downstream node or actor failed.
+    BadGateway,
+    /// 503: the store or a node is unavailable; retry later.
+    Unavailable,
+    /// 504: a deadline passed.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// The HTTP status for this code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Conflict | ErrorCode::Fenced => 409,
+            ErrorCode::Gone => 410,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::Invalid => 422,
+            ErrorCode::Overloaded => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::BadGateway => 502,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Timeout => 504,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Timeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(s.as_str().unwrap_or("error"))
+    }
+}
+
+/// An API error as sent over the wire (JSON in every API).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// What was wrong, for a human.
+    pub message: String,
+    /// Whether retrying the same request can help.
+    pub retryable: bool,
+}
+
+impl ApiError {
+    /// An error with `code`'s default retryability.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            retryable: code.is_retryable(),
+        }
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an error always serialises")
+    }
+
+    /// Parses an error body; any other body becomes an error carrying the status and text.
+    pub fn from_response(status: u16, body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_else(|_| {
+            let code = match status {
+                400 => ErrorCode::BadRequest,
+                401 => ErrorCode::Unauthenticated,
+                403 => ErrorCode::Forbidden,
+                404 => ErrorCode::NotFound,
+                409 => ErrorCode::Conflict,
+                413 => ErrorCode::TooLarge,
+                429 => ErrorCode::Overloaded,
+                502 => ErrorCode::BadGateway,
+                503 => ErrorCode::Unavailable,
+                504 => ErrorCode::Timeout,
+                _ => ErrorCode::Internal,
+            };
+            let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+            ApiError::new(code, format!("HTTP {status}: {text}"))
+        })
+    }
+}

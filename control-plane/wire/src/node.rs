@@ -1,0 +1,232 @@
+//! The node API: what edge nodes send the control plane and get back. Bodies are postcard
+//! ([`crate::NODE_CONTENT_TYPE`]); errors are JSON [`crate::ApiError`]s. Every route is under
+//! `/v1/nodes/{node_id}/` and needs a node capability (audience `node:{node_id}`, rights
+//! `invoke` and `read-state`).
+//!
+//! | route | request | response |
+//! |---|---|---|
+//! | `POST register` | [`RegisterRequest`] | [`RegisterResponse`] |
+//! | `POST heartbeat` | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
+//! | `POST activations` | [`EnsureActivationRequest`] | [`Activation`] |
+//! | `POST state/read` | [`ReadStateRequest`] | [`ReadStateResponse`] |
+//! | `POST state/commit` | [`CommitRequest`] | [`CommitResponse`] |
+//! | `GET modules/{content_id}` | — | the component bytes |
+//! | `GET sync` | — | [`SyncSnapshot`] |
+//! | `GET watch?after={cursor}&wait_ms={ms}` | — | [`Changes`] (410 if the cursor is too old) |
+
+use serde::{Deserialize, Serialize};
+
+use crate::Generation;
+use crate::admin::{DeploymentInfo, RevocationInfo};
+use crate::lease::LeaseSettings;
+
+/// The audience a node's capability names.
+pub fn node_audience(node_id: &str) -> String {
+    format!("node:{node_id}")
+}
+
+/// `POST /v1/nodes/{id}/register`: (re)join the fleet. Always starts a new epoch, so anything an
+/// earlier process with this id activated is fenced off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// Region the node runs in.
+    pub region: String,
+    /// Address other nodes forward calls to (`host:port`).
+    pub address: String,
+}
+
+/// The node's new epoch and lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The node's epoch from now on.
+    pub epoch: u64,
+    /// Version at which the registration committed (starts the lease).
+    pub lease_version: u64,
+    /// Lease settings to follow.
+    pub settings: LeaseSettings,
+}
+
+/// `POST /v1/nodes/{id}/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Activations the node currently holds (for operators; not used for fencing).
+    pub active_actors: u64,
+}
+
+/// A renewed lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The node's epoch. If it differs from the one the node holds, the lease had expired: every
+    /// activation of the old epoch is gone and must be dropped.
+    pub epoch: u64,
+    /// Version at which this heartbeat committed; the lease lasts until it plus the TTL.
+    pub lease_version: u64,
+    /// Whether the node now receives placements (enough successive heartbeats).
+    pub eligible: bool,
+    /// Lease settings to follow.
+    pub settings: LeaseSettings,
+}
+
+/// `POST /v1/nodes/{id}/activations`: where does actor `(actor_type, key)` live? Places it (on the
+/// requesting node by default) if it has no live activation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnsureActivationRequest {
+    /// Actor type.
+    pub actor_type: String,
+    /// Actor key.
+    pub key: String,
+    /// Place it in this region, if it must be placed.
+    pub region_hint: Option<String>,
+}
+
+/// The single live activation of an actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    /// Actor type.
+    pub actor_type: String,
+    /// Actor key.
+    pub key: String,
+    /// Node holding it.
+    pub node_id: String,
+    /// Address of that node.
+    pub node_address: String,
+    /// The node's epoch when it was placed.
+    pub node_epoch: u64,
+    /// Versionstamp of the placement.
+    pub generation: Generation,
+    /// Content id of the module version it runs.
+    pub module_version: String,
+}
+
+impl Activation {
+    /// The fence an instance of this activation presents when it reads or commits.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            actor_type: self.actor_type.clone(),
+            key: self.key.clone(),
+            node_epoch: self.node_epoch,
+            generation: self.generation,
+        }
+    }
+}
+
+/// Proof that a read or commit comes from the current activation: the control plane accepts it
+/// only if the activation record still names this node, epoch and generation and the node's lease
+/// is valid.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    /// Actor type.
+    pub actor_type: String,
+    /// Actor key.
+    pub key: String,
+    /// Node epoch of the activation.
+    pub node_epoch: u64,
+    /// Generation of the activation.
+    pub generation: Generation,
+}
+
+/// Which of an actor's stored entries to read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOp {
+    /// These keys, answered in order.
+    Get(Vec<Vec<u8>>),
+    /// A range of keys in order (or reverse).
+    List(ListOptions),
+}
+
+/// A range of an actor's keys: those with `prefix`, at or after `start`, before `end`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListOptions {
+    /// Only keys starting with this.
+    pub prefix: Option<Vec<u8>>,
+    /// First key included.
+    pub start: Option<Vec<u8>>,
+    /// First key excluded.
+    pub end: Option<Vec<u8>>,
+    /// Most entries returned.
+    pub limit: Option<u32>,
+    /// Whether to return the last entries first.
+    pub reverse: bool,
+}
+
+/// `POST /v1/nodes/{id}/state/read`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadStateRequest {
+    /// The reading activation.
+    pub fence: Fence,
+    /// What to read.
+    pub op: ReadOp,
+}
+
+/// The values read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadStateResponse {
+    /// One entry per key asked for.
+    Values(Vec<Option<Vec<u8>>>),
+    /// Entries in the range.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// One durable write of an actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateWrite {
+    /// Set a key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove a key.
+    Delete(Vec<u8>),
+    /// Remove every key of the actor.
+    DeleteAll,
+}
+
+/// `POST /v1/nodes/{id}/state/commit`: one call's writes, applied atomically in order, only if
+/// the fence holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    /// The committing activation.
+    pub fence: Fence,
+    /// The writes, in order.
+    pub writes: Vec<StateWrite>,
+}
+
+/// A successful commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResponse {
+    /// Version at which the writes committed.
+    pub version: u64,
+}
+
+/// Position in the control plane's change feed (a versionstamp, hex).
+pub type Cursor = String;
+
+/// `GET /v1/nodes/{id}/sync`: everything a node follows, as of `cursor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncSnapshot {
+    /// Every actor type's deployment.
+    pub deployments: Vec<DeploymentInfo>,
+    /// Every revoked token id.
+    pub revocations: Vec<RevocationInfo>,
+    /// Issuer public keys to trust (`lk-pub-v1:…`).
+    pub trusted_keys: Vec<String>,
+    /// Follow changes after this.
+    pub cursor: Cursor,
+}
+
+/// A change nodes follow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// An actor type's deployment changed.
+    Deployment(DeploymentInfo),
+    /// A token id was revoked.
+    Revocation(RevocationInfo),
+    /// The set of trusted issuer keys changed.
+    TrustedKeys(Vec<String>),
+}
+
+/// `GET /v1/nodes/{id}/watch`: changes after a cursor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Events in commit order.
+    pub events: Vec<Event>,
+    /// Continue after this.
+    pub cursor: Cursor,
+}

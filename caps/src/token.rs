@@ -13,12 +13,12 @@ use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::capability::{Capability, Field};
-use crate::chain::{block_message, seal_message};
+use crate::chain::{block_message, revocation_id, seal_message};
 use crate::codec::{
     FieldError, Layout, RawProof, decode_payload, decode_token, encode_payload, encode_token,
 };
 use crate::keys::{IssuerKey, KeyId};
-use crate::verify::VerifyError;
+use crate::verify::{RevocationId, VerifyError};
 use crate::{MAX_BLOCKS, MAX_TOKEN_BYTES, TEXT_PREFIX};
 
 /// Longest text form: the prefix plus base64 of [`MAX_TOKEN_BYTES`].
@@ -172,6 +172,28 @@ impl Token {
                 .map_err(|field| VerifyError::Widening { block, field })?;
         }
         Ok(effective)
+    }
+
+    /// The revocation id of each block, authority block first. They are hashes of the blocks'
+    /// payloads, so any holder can compute them; they are what a verifier reports if the token
+    /// verifies.
+    pub fn revocation_ids(&self) -> Vec<RevocationId> {
+        let layout = self.layout();
+        let mut ids: Vec<RevocationId> = Vec::with_capacity(layout.blocks.len());
+        for (index, block) in layout.blocks.iter().enumerate() {
+            let id = revocation_id(index, layout.key_id, ids.last(), block.payload);
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// The revocation id of the last block: revoking it revokes exactly this token (and tokens
+    /// attenuated from it).
+    pub fn token_id(&self) -> RevocationId {
+        *self
+            .revocation_ids()
+            .last()
+            .expect("a token has at least one block")
     }
 
     /// Parses the binary form, checking structure and limits only (no signatures).

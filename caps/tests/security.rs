@@ -307,6 +307,12 @@ fn revoking_a_block_revokes_every_token_built_on_it() {
     let s = check(&sibling).unwrap();
     assert_eq!(c.revocation_ids()[0], p.token_id());
     assert_ne!(c.token_id(), s.token_id());
+    assert_eq!(
+        child.revocation_ids(),
+        c.revocation_ids(),
+        "holders compute the same ids"
+    );
+    assert_eq!(sibling.token_id(), s.token_id());
 
     let keys = trusted();
     let only_child: HashSet<_> = [c.token_id()].into();

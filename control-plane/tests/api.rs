@@ -1,0 +1,603 @@
+//! The control plane's HTTP APIs over real sockets: the admin flow, every class of bad input
+//! with its status and message, node authentication, long-poll following, minting, revocation
+//! and key rotation.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::actor_component;
+use http::Method;
+use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_store::{EmbeddedStore, Store, StoreError, Transaction};
+use latchkey_wire::ErrorCode;
+use latchkey_wire::admin::{MintRequest, RevokeRequest};
+use latchkey_wire::client::{Client, ClientError};
+use latchkey_wire::node::{
+    CommitRequest, EnsureActivationRequest, Event, HeartbeatRequest, ReadOp, ReadStateRequest,
+    ReadStateResponse, RegisterRequest, StateWrite,
+};
+
+/// A real store that can be switched to fail every transaction, to show how the API reports an
+/// unavailable store.
+struct Flaky {
+    inner: Arc<dyn Store>,
+    down: AtomicBool,
+}
+
+impl Store for Flaky {
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected: the disk is gone".into()));
+        }
+        self.inner.begin()
+    }
+
+    fn describe(&self) -> String {
+        format!("flaky({})", self.inner.describe())
+    }
+}
+
+struct Server {
+    url: String,
+    admin: Client,
+    dir: tempfile::TempDir,
+    store: Arc<Flaky>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start(tune: impl FnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.lease = common::SETTINGS;
+    tune(&mut config);
+    let inner: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap());
+    let store = Arc::new(Flaky {
+        inner,
+        down: AtomicBool::new(false),
+    });
+    let opened =
+        ControlPlane::open_with_store(Arc::clone(&store) as Arc<dyn Store>, config).unwrap();
+    let admin_token = opened
+        .new_admin_token
+        .expect("first start creates an admin token");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(latchkey_control_plane::api::serve(
+        opened.control_plane,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        admin: Client::new(&url, &admin_token),
+        url,
+        dir,
+        store,
+        stop: Some(stop),
+    }
+}
+
+fn code(e: ClientError) -> (ErrorCode, String) {
+    match e {
+        ClientError::Api(api) => (api.code, api.message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+async fn mint(admin: &Client, request: MintRequest) -> Client {
+    let minted = admin.mint(&request).await.unwrap();
+    admin.with_token(&minted.token)
+}
+
+#[tokio::test]
+async fn first_start_creates_a_root_key_and_an_owner_only_admin_token() {
+    let s = start(|_| {}).await;
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "admin.token" || name.starts_with("issuer-") {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} must be readable by its owner only");
+        }
+    }
+    let keys = s.admin.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].state, "active");
+}
+
+#[tokio::test]
+async fn modules_and_deployments_through_the_admin_api() {
+    let s = start(|_| {}).await;
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    let again = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    assert_eq!(again, v1, "uploads are idempotent");
+    assert_eq!(v1.exports, ["latchkey:actor/handler@0.1.0"]);
+    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
+    assert_eq!(s.admin.modules().await.unwrap().len(), 2);
+
+    let d = s
+        .admin
+        .deploy("counter", &v1.content_id, Some("first"))
+        .await
+        .unwrap();
+    assert_eq!(d.active.as_deref(), Some(v1.content_id.as_str()));
+    let d = s
+        .admin
+        .canary("counter", &v2.content_id, 10.0)
+        .await
+        .unwrap();
+    assert_eq!(d.canary.as_ref().unwrap().basis_points, 1000);
+    let (c, m) = code(
+        s.admin
+            .deploy("counter", &v2.content_id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Conflict);
+    assert!(m.contains("canary"), "{m}");
+    s.admin
+        .deployment_action("counter", "promote", None)
+        .await
+        .unwrap();
+    let d = s
+        .admin
+        .deployment_action("counter", "rollback", Some("bad build"))
+        .await
+        .unwrap();
+    assert_eq!(d.active.as_deref(), Some(v1.content_id.as_str()));
+    let detail = s.admin.deployment("counter").await.unwrap();
+    let actions: Vec<&str> = detail.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["rollback", "promote", "canary", "deploy"],
+        "newest first"
+    );
+    assert_eq!(detail.history[0].reason.as_deref(), Some("bad build"));
+    let (c, m) = code(
+        s.admin
+            .deployment_action("counter", "rollback", None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (c, m.as_str()),
+        (ErrorCode::Conflict, "no previous version to roll back to")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let s = start(|c| c.limits.max_module_bytes = 200_000).await;
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+
+    // 400: malformed JSON.
+    let body = b"{\"version\": ".to_vec();
+    let e = s
+        .admin
+        .send(
+            Method::POST,
+            "/v1/deployments/counter",
+            "application/json",
+            body,
+            Duration::from_secs(5),
+        )
+        .await;
+    let (c, m) = code(e.unwrap_err());
+    assert_eq!(c, ErrorCode::BadRequest);
+    assert!(m.starts_with("malformed JSON body"), "{m}");
+
+    // 401: no token, a garbage token, an expired token.
+    let anonymous = Client::new(&s.url, "");
+    let (c, m) = code(anonymous.modules().await.unwrap_err());
+    assert_eq!(c, ErrorCode::Unauthenticated);
+    assert!(m.contains("Bearer"), "{m}");
+    let (c, m) = code(
+        s.admin
+            .with_token("lk1.garbage")
+            .modules()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Unauthenticated);
+    assert!(m.starts_with("invalid token"), "{m}");
+    let expired = s
+        .admin
+        .mint(&MintRequest {
+            expires_in_secs: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (c, m) = code(
+        s.admin
+            .with_token(&expired.token)
+            .modules()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Unauthenticated);
+    assert!(m.contains("expired"), "{m}");
+
+    // 403: a valid token without the right, naming it.
+    let invoker = mint(
+        &s.admin,
+        MintRequest {
+            rights: Some(vec!["invoke".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (c, m) = code(
+        invoker
+            .deploy("counter", &v1.content_id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Forbidden);
+    assert!(m.contains("does not grant the `deploy` right"), "{m}");
+    let chat_deployer = mint(
+        &s.admin,
+        MintRequest {
+            actor_type: Some("chat".into()),
+            rights: Some(vec!["deploy".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (c, m) = code(
+        chat_deployer
+            .deploy("counter", &v1.content_id, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Forbidden);
+    assert!(m.contains("actor type `chat`"), "{m}");
+
+    // 404: unknown module, unknown deployment, unknown route.
+    let (c, m) = code(
+        s.admin
+            .deploy("counter", &"0".repeat(64), None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::NotFound);
+    assert!(m.contains("upload it first"), "{m}");
+    assert_eq!(
+        code(s.admin.deployment("counter").await.unwrap_err()).0,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(s.admin.module("abc").await.unwrap_err()).0,
+        ErrorCode::NotFound
+    );
+
+    // 413: an oversized upload.
+    let (c, m) = code(s.admin.upload_module(vec![0u8; 300_000]).await.unwrap_err());
+    assert_eq!(c, ErrorCode::TooLarge);
+    assert!(m.contains("200000"), "{m}");
+
+    // 422: not an actor component, with the reason.
+    let (c, m) = code(
+        s.admin
+            .upload_module(b"\0asm\x01\0\0\0".to_vec())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Invalid);
+    assert!(m.contains("core module"), "{m}");
+    assert_eq!(
+        s.admin.modules().await.unwrap().len(),
+        1,
+        "nothing invalid was stored"
+    );
+
+    // 503, retryable: the store is unavailable.
+    s.store.down.store(true, Ordering::SeqCst);
+    let e = s
+        .admin
+        .deploy("counter", &v1.content_id, None)
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable());
+    let (c, m) = code(e);
+    assert_eq!(c, ErrorCode::Unavailable);
+    assert!(m.contains("the disk is gone"), "{m}");
+    s.store.down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        code(s.admin.deployment("counter").await.unwrap_err()).0,
+        ErrorCode::NotFound,
+        "the failed deploy wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_node_api_needs_that_node_s_capability() {
+    let s = start(|_| {}).await;
+    let token_a = s.admin.node_token("node-a").await.unwrap();
+    let node_a = s.admin.with_token(&token_a.token);
+    let register = RegisterRequest {
+        region: "eu".into(),
+        address: "127.0.0.1:1".into(),
+    };
+    assert_eq!(node_a.register("node-a", &register).await.unwrap().epoch, 1);
+    let (c, m) = code(node_a.register("node-b", &register).await.unwrap_err());
+    assert_eq!(c, ErrorCode::Forbidden);
+    assert!(m.contains("node:node-a"), "{m}");
+    let (c, _) = code(
+        Client::new(&s.url, "")
+            .register("node-a", &register)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Unauthenticated);
+    let invoker = mint(
+        &s.admin,
+        MintRequest {
+            rights: Some(vec!["invoke".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        code(invoker.register("node-a", &register).await.unwrap_err()).0,
+        ErrorCode::Forbidden
+    );
+    // A node token is no admin token.
+    assert_eq!(
+        code(node_a.nodes().await.unwrap_err()).0,
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn a_node_places_commits_reads_and_follows_changes() {
+    let s = start(|_| {}).await;
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    s.admin
+        .deploy("counter", &v1.content_id, None)
+        .await
+        .unwrap();
+    let node = s
+        .admin
+        .with_token(&s.admin.node_token("n1").await.unwrap().token);
+    node.register(
+        "n1",
+        &RegisterRequest {
+            region: "eu".into(),
+            address: "127.0.0.1:9".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        node.heartbeat(
+            "n1",
+            &HeartbeatRequest { active_actors: 0 },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    }
+    let act = node
+        .ensure_activation(
+            "n1",
+            &EnsureActivationRequest {
+                actor_type: "counter".into(),
+                key: "k".into(),
+                region_hint: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (act.node_id.as_str(), act.module_version.as_str()),
+        ("n1", v1.content_id.as_str())
+    );
+    node.commit_state(
+        "n1",
+        &CommitRequest {
+            fence: act.fence(),
+            writes: vec![StateWrite::Put(b"n".to_vec(), b"5".to_vec())],
+        },
+    )
+    .await
+    .unwrap();
+    let read = node
+        .read_state(
+            "n1",
+            &ReadStateRequest {
+                fence: act.fence(),
+                op: ReadOp::Get(vec![b"n".to_vec()]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(read, ReadStateResponse::Values(vec![Some(b"5".to_vec())]));
+    let module = node.fetch_module("n1", &v1.content_id).await.unwrap();
+    assert_eq!(module.as_ref(), actor_component("v1").as_slice());
+    let mut stale = act.fence();
+    stale.generation.0[0] ^= 0xff;
+    let (c, m) = code(
+        node.commit_state(
+            "n1",
+            &CommitRequest {
+                fence: stale,
+                writes: vec![],
+            },
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Fenced);
+    assert!(m.starts_with("fenced:"), "{m}");
+
+    let sync = node.sync("n1").await.unwrap();
+    assert_eq!(sync.deployments.len(), 1);
+    assert_eq!(sync.trusted_keys.len(), 1);
+    // A long-poll that starts before a change returns with it.
+    let watcher = {
+        let (node, cursor) = (node.clone(), sync.cursor.clone());
+        tokio::spawn(async move { node.watch("n1", &cursor, Duration::from_secs(20)).await })
+    };
+    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
+    s.admin
+        .deploy("counter", &v2.content_id, None)
+        .await
+        .unwrap();
+    let changes = tokio::time::timeout(Duration::from_secs(20), watcher)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match changes.events.as_slice() {
+        [Event::Deployment(d)] => assert_eq!(d.active.as_deref(), Some(v2.content_id.as_str())),
+        other => panic!("expected the deployment change, got {other:?}"),
+    }
+    let quiet = node
+        .watch("n1", &changes.cursor, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty());
+    assert_eq!(quiet.cursor, changes.cursor);
+}
+
+#[tokio::test]
+async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
+    let s = start(|_| {}).await;
+    let minter = mint(
+        &s.admin,
+        MintRequest {
+            actor_type: Some("counter".into()),
+            rights: Some(vec!["mint".into(), "invoke".into(), "revoke".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (c, m) = code(
+        minter
+            .mint(&MintRequest {
+                actor_type: Some("chat".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Forbidden);
+    assert!(m.contains("actor type"), "{m}");
+    let (c, _) = code(
+        minter
+            .mint(&MintRequest {
+                rights: Some(vec!["deploy".into()]),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Forbidden);
+    let narrow = minter
+        .mint(&MintRequest {
+            key_prefix: Some("user/".into()),
+            rights: Some(vec!["invoke".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(narrow.expires_at, None);
+
+    // The scoped minter may revoke the token it made (within its scope), not by bare id.
+    let (c, _) = code(
+        minter
+            .revoke(&RevokeRequest {
+                token_id: Some(narrow.token_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Forbidden);
+    let revoked = minter
+        .revoke(&RevokeRequest {
+            token: Some(narrow.token.clone()),
+            reason: Some("leaked".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked.token_id, narrow.token_id);
+    let listed = s.admin.revocations().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason.as_deref(), Some("leaked"));
+    // The revoked token is refused from now on (a revoked "mint" token cannot mint).
+    let revoked_minter = minter
+        .mint(&MintRequest {
+            rights: Some(vec!["mint".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    minter
+        .revoke(&RevokeRequest {
+            token: Some(revoked_minter.token.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (c, m) = code(
+        s.admin
+            .with_token(&revoked_minter.token)
+            .mint(&MintRequest::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Unauthenticated);
+    assert!(m.contains("revoked"), "{m}");
+}
+
+#[tokio::test]
+async fn rotated_keys_keep_old_tokens_until_retired() {
+    let s = start(|_| {}).await;
+    let old_key = s.admin.keys().await.unwrap().remove(0);
+    let keys = s.admin.rotate_key().await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.state == "active").count(), 1);
+    assert_eq!(
+        keys.iter()
+            .find(|k| k.key_id == old_key.key_id)
+            .unwrap()
+            .state,
+        "trusted"
+    );
+    // Tokens of the old key still work; new tokens come from the new key.
+    let new_admin = mint(&s.admin, MintRequest::default()).await;
+    let (c, m) = code(
+        s.admin
+            .retire_key(&keys.iter().find(|k| k.state == "active").unwrap().key_id)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Conflict);
+    assert!(m.contains("rotate"), "{m}");
+    new_admin.retire_key(&old_key.key_id).await.unwrap();
+    let (c, m) = code(s.admin.modules().await.unwrap_err());
+    assert_eq!(
+        c,
+        ErrorCode::Unauthenticated,
+        "the old admin token died with its key"
+    );
+    assert!(m.contains("not trusted"), "{m}");
+    assert!(new_admin.modules().await.is_ok());
+}

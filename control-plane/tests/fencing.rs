@@ -1,0 +1,413 @@
+//! Activation fencing through the real registry over real stores: stale epochs and generations
+//! cannot commit, expired leases move actors, and the reference design's bug scenario is fenced.
+//! Time is a manual version clock, so no test sleeps.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{SETTINGS, actor_component, embedded_registry, memory_registry};
+use latchkey_control_plane::fencing::{FenceRejection, Stale};
+use latchkey_control_plane::registry::deployments::DeployOp;
+use latchkey_control_plane::{Registry, RegistryError};
+use latchkey_store::ManualClock;
+use latchkey_wire::node::{
+    Activation, CommitRequest, EnsureActivationRequest, ListOptions, ReadOp, ReadStateRequest,
+    ReadStateResponse, RegisterRequest, StateWrite,
+};
+
+const START: u64 = 1_000_000_000_000;
+/// Past any lease granted before: the TTL plus room for the versions commits consume while the
+/// manual clock stands still (one per commit).
+const PAST_TTL: u64 = SETTINGS.ttl_versions + 10_000;
+
+fn join(r: &Registry, node: &str, region: &str) {
+    r.register(
+        node,
+        &RegisterRequest {
+            region: region.into(),
+            address: format!("{node}:1"),
+        },
+    )
+    .unwrap();
+    for _ in 0..SETTINGS.min_heartbeats {
+        r.heartbeat(node).unwrap();
+    }
+}
+
+/// Lets every lease granted so far lapse, except those of `alive`, which keep heartbeating.
+fn lapse(r: &Registry, clock: &ManualClock, alive: &[&str]) {
+    for _ in 0..2 {
+        clock.advance(PAST_TTL / 2 + 1);
+        for n in alive {
+            r.heartbeat(n).unwrap();
+        }
+    }
+}
+
+fn deploy(r: &Registry, tag: &str) -> String {
+    let module = r.put_module(&actor_component(tag)).unwrap();
+    r.change_deployment(
+        "counter",
+        &DeployOp::Deploy(module.content_id.clone()),
+        None,
+    )
+    .unwrap();
+    module.content_id
+}
+
+fn ensure(r: &Registry, node: &str, key: &str) -> Activation {
+    r.ensure_activation(
+        node,
+        &EnsureActivationRequest {
+            actor_type: "counter".into(),
+            key: key.into(),
+            region_hint: None,
+        },
+    )
+    .unwrap()
+}
+
+fn put(r: &Registry, node: &str, act: &Activation, value: &[u8]) -> Result<u64, RegistryError> {
+    r.commit_state(
+        node,
+        &CommitRequest {
+            fence: act.fence(),
+            writes: vec![StateWrite::Put(b"n".to_vec(), value.to_vec())],
+        },
+    )
+    .map(|c| c.version)
+}
+
+fn get(r: &Registry, node: &str, act: &Activation) -> Result<Option<Vec<u8>>, RegistryError> {
+    match r.read_state(
+        node,
+        &ReadStateRequest {
+            fence: act.fence(),
+            op: ReadOp::Get(vec![b"n".to_vec()]),
+        },
+    )? {
+        ReadStateResponse::Values(mut v) => Ok(v.remove(0)),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn fenced(result: Result<impl std::fmt::Debug, RegistryError>) -> FenceRejection {
+    match result {
+        Err(RegistryError::Fenced(reason)) => reason,
+        other => panic!("expected a fenced error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_activation_is_placed_once_and_found_again() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    join(&r, "b", "eu");
+    let version = deploy(&r, "v1");
+    let first = ensure(&r, "a", "k1");
+    assert_eq!(
+        (first.node_id.as_str(), first.module_version.as_str()),
+        ("a", version.as_str())
+    );
+    assert_eq!(first.node_address, "a:1");
+    clock.advance(100_000);
+    let again = ensure(&r, "b", "k1");
+    assert_eq!(
+        again, first,
+        "the live activation is returned, not a new one"
+    );
+    let listed = r.activations(Some("counter"), 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].live);
+}
+
+#[test]
+fn the_current_activation_commits_and_reads_its_state() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    let act = ensure(&r, "a", "k1");
+    put(&r, "a", &act, b"1").unwrap();
+    r.commit_state(
+        "a",
+        &CommitRequest {
+            fence: act.fence(),
+            writes: vec![
+                StateWrite::Put(b"list/1".to_vec(), b"x".to_vec()),
+                StateWrite::Put(b"list/2".to_vec(), b"y".to_vec()),
+                StateWrite::Delete(b"n".to_vec()),
+                StateWrite::Put(b"n".to_vec(), b"2".to_vec()),
+            ],
+        },
+    )
+    .unwrap();
+    assert_eq!(get(&r, "a", &act).unwrap().as_deref(), Some(&b"2"[..]));
+    let listed = r
+        .read_state(
+            "a",
+            &ReadStateRequest {
+                fence: act.fence(),
+                op: ReadOp::List(ListOptions {
+                    prefix: Some(b"list/".to_vec()),
+                    reverse: true,
+                    ..Default::default()
+                }),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        listed,
+        ReadStateResponse::Entries(vec![
+            (b"list/2".to_vec(), b"y".to_vec()),
+            (b"list/1".to_vec(), b"x".to_vec())
+        ])
+    );
+    r.commit_state(
+        "a",
+        &CommitRequest {
+            fence: act.fence(),
+            writes: vec![StateWrite::DeleteAll],
+        },
+    )
+    .unwrap();
+    assert_eq!(get(&r, "a", &act).unwrap(), None);
+}
+
+#[test]
+fn a_commit_from_a_stale_epoch_or_generation_is_rejected() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    let act = ensure(&r, "a", "k1");
+    put(&r, "a", &act, b"1").unwrap();
+
+    // A stale generation (an older placement of the same actor on the same node).
+    let mut old = act.clone();
+    old.generation.0[9] ^= 1;
+    assert!(matches!(
+        fenced(put(&r, "a", &old, b"x")),
+        FenceRejection::Replaced { .. }
+    ));
+
+    // The node restarts (re-registers): a new epoch fences the old process's activation.
+    join(&r, "a", "eu");
+    assert_eq!(
+        fenced(put(&r, "a", &act, b"x")),
+        FenceRejection::Stale(Stale::EpochChanged {
+            placed: 1,
+            current: 2
+        })
+    );
+    assert!(matches!(
+        fenced(get(&r, "a", &act)),
+        FenceRejection::Stale(Stale::EpochChanged { .. })
+    ));
+    // The new process gets a fresh activation, with the committed state intact.
+    let fresh = ensure(&r, "a", "k1");
+    assert_ne!(fresh.generation, act.generation);
+    assert_eq!(fresh.node_epoch, 2);
+    assert_eq!(
+        get(&r, "a", &fresh).unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "no write of the stale epoch landed"
+    );
+}
+
+#[test]
+fn an_actor_whose_node_lease_expired_is_placed_elsewhere() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    join(&r, "b", "eu");
+    deploy(&r, "v1");
+    let on_a = ensure(&r, "a", "k1");
+    put(&r, "a", &on_a, b"41").unwrap();
+    // B keeps heartbeating; A falls silent past its TTL.
+    lapse(&r, &clock, &["b"]);
+    let on_b = ensure(&r, "b", "k1");
+    assert_eq!(on_b.node_id, "b");
+    assert!(on_b.generation > on_a.generation);
+    assert_eq!(
+        get(&r, "b", &on_b).unwrap().as_deref(),
+        Some(&b"41"[..]),
+        "durable state moved with it"
+    );
+    assert_eq!(
+        fenced(put(&r, "a", &on_a, b"x")),
+        FenceRejection::OtherNode { owner: "b".into() }
+    );
+}
+
+/// The bug the model checker found in the reference design: env1 misses heartbeats and loses the
+/// actor, the actor is activated on env2, env1's heartbeat then succeeds late. With epochs,
+/// env1's old activation can neither read (serve) nor commit.
+#[test]
+fn reference_bug_scenario_late_heartbeat_is_fenced() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "env1", "eu");
+    join(&r, "env2", "eu");
+    deploy(&r, "v1");
+    let old = ensure(&r, "env1", "counter-1");
+    put(&r, "env1", &old, b"7").unwrap();
+
+    // 1. env1 fails to heartbeat the registry and loses ownership of the actor.
+    lapse(&r, &clock, &["env2"]);
+    // 2. the actor is activated on env2.
+    let moved = ensure(&r, "env2", "counter-1");
+    assert_eq!(moved.node_id, "env2");
+    put(&r, "env2", &moved, b"8").unwrap();
+    // 3. env1's heartbeat arrives after the delay: its lease had lapsed, so its epoch changes.
+    let late = r.heartbeat("env1").unwrap();
+    assert_eq!(
+        late.epoch,
+        old.node_epoch + 1,
+        "a heartbeat after a lapse starts a new epoch"
+    );
+    // 4. env1 receives an invocation for the actor: it can neither read nor commit it.
+    assert!(matches!(
+        fenced(get(&r, "env1", &old)),
+        FenceRejection::OtherNode { .. }
+    ));
+    assert!(matches!(
+        fenced(put(&r, "env1", &old, b"9")),
+        FenceRejection::OtherNode { .. }
+    ));
+    assert_eq!(get(&r, "env2", &moved).unwrap().as_deref(), Some(&b"8"[..]));
+
+    // Had the actor stayed on env1, the epoch change alone would fence the old activation.
+    r.heartbeat("env1").unwrap(); // eligible again
+    let stays = ensure(&r, "env1", "counter-2");
+    assert_eq!(stays.node_id, "env1");
+    lapse(&r, &clock, &[]);
+    r.heartbeat("env1").unwrap();
+    assert!(matches!(
+        fenced(put(&r, "env1", &stays, b"x")),
+        FenceRejection::Stale(Stale::EpochChanged { .. })
+    ));
+}
+
+#[test]
+fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    deploy(&r, "v1");
+    r.register(
+        "new",
+        &RegisterRequest {
+            region: "eu".into(),
+            address: "new:1".into(),
+        },
+    )
+    .unwrap();
+    let err = r
+        .ensure_activation(
+            "new",
+            &EnsureActivationRequest {
+                actor_type: "counter".into(),
+                key: "k".into(),
+                region_hint: None,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unavailable(_)),
+        "a node with no heartbeat streak gets no placement: {err}"
+    );
+    assert!(err.is_retryable());
+    join(&r, "eu1", "eu");
+    join(&r, "us1", "us");
+    let hinted = r
+        .ensure_activation(
+            "eu1",
+            &EnsureActivationRequest {
+                actor_type: "counter".into(),
+                key: "k".into(),
+                region_hint: Some("us".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(hinted.node_id, "us1");
+    let unknown_type = r
+        .ensure_activation(
+            "eu1",
+            &EnsureActivationRequest {
+                actor_type: "chat".into(),
+                key: "k".into(),
+                region_hint: None,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(unknown_type, RegistryError::NotFound(_)),
+        "{unknown_type}"
+    );
+}
+
+/// Many nodes racing to activate the same actor on a real embedded store with group commit all
+/// get the same single activation.
+#[test]
+fn concurrent_ensures_place_an_actor_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let r = Arc::new(embedded_registry(dir.path(), &clock));
+    let nodes: Vec<String> = (0..6).map(|i| format!("n{i}")).collect();
+    for n in &nodes {
+        join(&r, n, "eu");
+    }
+    deploy(&r, "v1");
+    for round in 0..20 {
+        let key = format!("key-{round}");
+        let results: Vec<Activation> = std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    let (r, key) = (Arc::clone(&r), key.clone());
+                    s.spawn(move || ensure(&r, n, &key))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "round {round}: {results:?}"
+        );
+    }
+}
+
+#[test]
+fn commits_are_limited_and_a_refused_commit_writes_nothing() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    let act = ensure(&r, "a", "k1");
+    let big = vec![0u8; r.limits().max_state_value_bytes + 1];
+    let err = r
+        .commit_state(
+            "a",
+            &CommitRequest {
+                fence: act.fence(),
+                writes: vec![
+                    StateWrite::Put(b"n".to_vec(), b"1".to_vec()),
+                    StateWrite::Put(b"big".to_vec(), big),
+                ],
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("storage value is 65537 bytes; the limit is 65536"),
+        "{err}"
+    );
+    assert_eq!(
+        get(&r, "a", &act).unwrap(),
+        None,
+        "nothing of the refused commit was written"
+    );
+}

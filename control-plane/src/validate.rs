@@ -142,11 +142,18 @@ pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModul
     Validator::new_with_features(features)
         .validate_all(bytes)
         .map_err(|e| {
-            let reason = e.to_string();
             if Parser::is_component(bytes) {
-                InvalidModule::Invalid { reason }
+                InvalidModule::Invalid {
+                    reason: e.to_string(),
+                }
             } else {
-                InvalidModule::NotWasm { reason }
+                let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                InvalidModule::NotWasm {
+                    reason: format!(
+                        "it does not start with the WebAssembly header `00 61 73 6d` (it starts with `{}`)",
+                        head.join(" ")
+                    ),
+                }
             }
         })?;
     // The decoder runs only on validated input, but it is third-party code on untrusted bytes:
@@ -625,7 +632,10 @@ mod tests {
         assert_eq!(core, Err(InvalidModule::CoreModule));
         let err = validate_component(b"hello, world").unwrap_err();
         assert!(matches!(err, InvalidModule::NotWasm { .. }), "{err}");
-        assert!(err.to_string().contains("magic header"), "{err}");
+        assert!(
+            err.to_string().contains("starts with `68 65 6c 6c"),
+            "{err}"
+        );
         let mut truncated = component(ACTOR_WIT, "actor");
         truncated.truncate(truncated.len() / 2);
         let err = validate_component(&truncated).unwrap_err();

@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::engine::{Backend, CommitMode, Engine, EngineOptions, Mutation, Snapshot};
@@ -30,17 +31,30 @@ fn visible(versions: &Versions, read_version: u64) -> Option<&[u8]> {
 
 struct Mvcc {
     map: Arc<RwLock<Map>>,
+    /// Versions below this may have been discarded: reading below it fails with `TooOld`.
+    floor: Arc<AtomicU64>,
     wal: Option<Mutex<Wal>>,
     recovered: u64,
 }
 
 pub(crate) struct MemorySnapshot {
     map: Arc<RwLock<Map>>,
+    floor: Arc<AtomicU64>,
     read_version: u64,
+}
+
+impl MemorySnapshot {
+    fn check_age(&self) -> Result<(), StoreError> {
+        if self.read_version < self.floor.load(Ordering::Acquire) {
+            return Err(StoreError::TooOld);
+        }
+        Ok(())
+    }
 }
 
 impl Snapshot for MemorySnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check_age()?;
         let map = self
             .map
             .read()
@@ -129,6 +143,7 @@ impl Backend for Mvcc {
     fn snapshot(&self, read_version: u64) -> Result<MemorySnapshot, StoreError> {
         Ok(MemorySnapshot {
             map: Arc::clone(&self.map),
+            floor: Arc::clone(&self.floor),
             read_version,
         })
     }
@@ -180,6 +195,7 @@ impl MemoryStore {
     pub fn volatile_with(options: &EngineOptions) -> Self {
         let backend = Mvcc {
             map: Arc::default(),
+            floor: Arc::default(),
             wal: None,
             recovered: 0,
         };
@@ -207,6 +223,7 @@ impl MemoryStore {
         let (map, recovered, wal) = Wal::recover(path.as_ref())?;
         let backend = Mvcc {
             map: Arc::new(RwLock::new(map)),
+            floor: Arc::default(),
             wal: Some(Mutex::new(wal)),
             recovered,
         };

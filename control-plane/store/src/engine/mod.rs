@@ -7,11 +7,16 @@
 //! read version handed out, is checked against the writes of every version after its read
 //! version, and becomes visible (applied) only once the backend made it durable. A backend only
 //! has to open snapshots and apply batches atomically.
+//!
+//! Starting a transaction takes no lock: `applied` and the "batch in flight" flag share one
+//! atomic word. Conflict history is kept for five seconds of versions, as FoundationDB's
+//! resolvers keep it, so open transactions need not be tracked; an older transaction fails with
+//! `TooOld`.
 
 mod buffer;
 mod conflicts;
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -102,28 +107,61 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// The newest applied version, with the top bit set while a batch is between version
+/// assignment and application. One word, so starting a transaction is lock-free.
+struct Applied(AtomicU64);
+
+const INFLIGHT: u64 = 1 << 63;
+
+impl Applied {
+    /// A read version: `applied`, first advanced to `now` if no batch is in flight (every version
+    /// up to now is then either applied or unused).
+    fn read_version(&self, now: u64) -> u64 {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if current & INFLIGHT != 0 {
+                return current & !INFLIGHT;
+            }
+            let rv = current.max(now);
+            if rv == current {
+                return rv;
+            }
+            match self
+                .0
+                .compare_exchange_weak(current, rv, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return rv,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Marks a batch in flight; returns the applied version, which stays fixed until
+    /// [`Applied::finish`].
+    fn start(&self) -> u64 {
+        self.0.fetch_or(INFLIGHT, Ordering::AcqRel) & !INFLIGHT
+    }
+
+    /// Ends the batch, publishing `version` if it was applied.
+    fn finish(&self, version: Option<u64>) {
+        let applied = self.0.load(Ordering::Acquire) & !INFLIGHT;
+        self.0.store(
+            version.map_or(applied, |v| v.max(applied)),
+            Ordering::Release,
+        );
+    }
+}
+
+/// What only the committer touches.
 struct State {
-    /// Newest version visible to new snapshots.
-    applied: u64,
     /// Newest version handed to a commit.
     assigned: u64,
-    /// Whether a batch has a version but is not applied yet.
-    inflight: bool,
     log: ConflictLog,
-    /// Read versions of open transactions, with counts.
-    active: BTreeMap<u64, usize>,
 }
 
 impl State {
-    /// The oldest read version still in use, or what will be handed out next; never older than
-    /// the conflict-history window.
-    fn horizon(&self, now: u64) -> u64 {
-        let oldest = self.active.keys().next().copied().unwrap_or(self.applied);
-        oldest.max(now.saturating_sub(MAX_TRANSACTION_AGE))
-    }
-
-    fn next_version(&mut self, now: u64) -> u64 {
-        let version = (self.applied + 1).max(self.assigned + 1).max(now);
+    fn next_version(&mut self, applied: u64, now: u64) -> u64 {
+        let version = (applied + 1).max(self.assigned + 1).max(now);
         self.assigned = version;
         version
     }
@@ -131,10 +169,11 @@ impl State {
 
 struct Shared<B: Backend> {
     backend: B,
+    applied: Applied,
+    /// Held by whoever commits a batch (the committer thread, or an inline commit) for the
+    /// whole batch, so batches apply one at a time, in version order.
     state: Mutex<State>,
     clock: Arc<dyn VersionClock>,
-    /// Serialises inline commits, so batches apply in version order.
-    inline_commit: Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -202,15 +241,12 @@ impl<B: Backend> Engine<B> {
         let recovered = backend.recovered_version();
         let shared = Arc::new(Shared {
             backend,
+            applied: Applied(AtomicU64::new(recovered)),
             state: Mutex::new(State {
-                applied: recovered,
                 assigned: recovered,
-                inflight: false,
                 log: ConflictLog::starting_at(recovered),
-                active: BTreeMap::new(),
             }),
             clock: Arc::clone(&options.clock),
-            inline_commit: Mutex::new(()),
         });
         let committer = match options.commit_mode {
             CommitMode::Inline => None,
@@ -233,25 +269,9 @@ impl<B: Backend> Engine<B> {
     }
 
     pub(crate) fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
-        let read_version = {
-            let mut st = lock(&self.shared.state);
-            if !st.inflight {
-                // Nothing is between version assignment and application, so every version up to
-                // now is either applied or unused: let the read version follow wall time.
-                st.applied = st.applied.max(self.shared.clock.now());
-            }
-            let rv = st.applied;
-            *st.active.entry(rv).or_default() += 1;
-            rv
-        };
+        let read_version = self.shared.applied.read_version(self.shared.clock.now());
         // Opened after reading `applied`: it contains every version up to the read version.
-        let snapshot = match self.shared.backend.snapshot(read_version) {
-            Ok(s) => s,
-            Err(e) => {
-                self.release(read_version);
-                return Err(e);
-            }
-        };
+        let snapshot = self.shared.backend.snapshot(read_version)?;
         Ok(Box::new(EngineTx {
             engine: self,
             read_version,
@@ -264,16 +284,6 @@ impl<B: Backend> Engine<B> {
         }))
     }
 
-    fn release(&self, read_version: u64) {
-        let mut st = lock(&self.shared.state);
-        if let Some(n) = st.active.get_mut(&read_version) {
-            *n -= 1;
-            if *n == 0 {
-                st.active.remove(&read_version);
-            }
-        }
-    }
-
     /// Commits through the group-commit thread, or inline; `answer` receives the outcome.
     fn commit(
         &self,
@@ -284,10 +294,7 @@ impl<B: Backend> Engine<B> {
             Some((queue, _)) => queue
                 .send(request)
                 .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?,
-            None => {
-                let _serial = lock(&self.shared.inline_commit);
-                apply_batch(&self.shared, vec![request]);
-            }
+            None => apply_batch(&self.shared, vec![request]).deliver(),
         }
         answer
             .recv()
@@ -309,27 +316,57 @@ fn committer_loop<B: Backend>(
     queue: &Receiver<CommitRequest>,
     max_batch: usize,
 ) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+    // Waking each waiter is a system call; a second thread does it, so that the next batch's
+    // durable write overlaps the wake-ups of the previous one.
+    let (notify, outcomes) = sync_channel::<Outcomes>(4);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for outcomes in outcomes {
+                outcomes.deliver();
+            }
+        });
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let outcomes = apply_batch(shared, batch);
+            if let Err(undelivered) = notify.send(outcomes) {
+                undelivered.0.deliver();
             }
         }
-        apply_batch(shared, batch);
+        drop(notify);
+    });
+}
+
+/// The answers of one batch, to be sent to the waiting transactions.
+struct Outcomes {
+    replies: Vec<(SyncSender<Result<Versionstamp, StoreError>>, Versionstamp)>,
+    result: Result<(), StoreError>,
+}
+
+impl Outcomes {
+    fn deliver(self) {
+        for (reply, stamp) in self.replies {
+            let _ = reply.send(self.result.clone().map(|()| stamp));
+        }
     }
 }
 
 /// Checks a batch in order, applies the accepted transactions as one backend write at one
 /// version, then answers each transaction.
-fn apply_batch<B: Backend>(shared: &Shared<B>, batch: Vec<CommitRequest>) {
+fn apply_batch<B: Backend>(shared: &Shared<B>, batch: Vec<CommitRequest>) -> Outcomes {
     let mut accepted = Vec::with_capacity(batch.len());
     let mut mutations = Vec::new();
-    let (version, horizon) = {
-        let mut st = lock(&shared.state);
-        let now = shared.clock.now();
-        let version = st.next_version(now);
+    let mut st = lock(&shared.state);
+    let now = shared.clock.now();
+    let applied = shared.applied.start();
+    let version = st.next_version(applied, now);
+    let horizon = now.saturating_sub(MAX_TRANSACTION_AGE).min(applied);
+    {
         let mut order = 0u16;
         for request in batch {
             let too_old = now.saturating_sub(request.read_version) > MAX_TRANSACTION_AGE;
@@ -350,23 +387,21 @@ fn apply_batch<B: Backend>(shared: &Shared<B>, batch: Vec<CommitRequest>) {
             mutations.extend(own);
             accepted.push((request.reply, stamp));
         }
-        if accepted.is_empty() {
-            return;
-        }
-        st.inflight = true;
-        (version, st.horizon(now))
-    };
-    let result = shared.backend.apply(version, &mutations, horizon);
-    {
-        let mut st = lock(&shared.state);
-        st.inflight = false;
-        if result.is_ok() {
-            st.applied = st.applied.max(version);
-        }
-        st.log.prune(horizon);
     }
-    for (reply, stamp) in accepted {
-        let _ = reply.send(result.clone().map(|()| stamp));
+    if accepted.is_empty() {
+        shared.applied.finish(None);
+        return Outcomes {
+            replies: accepted,
+            result: Ok(()),
+        };
+    }
+    let result = shared.backend.apply(version, &mutations, horizon);
+    shared.applied.finish(result.is_ok().then_some(version));
+    st.log.prune(horizon);
+    drop(st);
+    Outcomes {
+        replies: accepted,
+        result,
     }
 }
 
@@ -531,11 +566,5 @@ impl<B: Backend> Transaction for EngineTx<'_, B> {
         };
         let stamp = self.engine.commit(request, &result)?;
         Ok(Some(stamp))
-    }
-}
-
-impl<B: Backend> Drop for EngineTx<'_, B> {
-    fn drop(&mut self) {
-        self.engine.release(self.read_version);
     }
 }

@@ -15,6 +15,12 @@ use latchkey_wire::node::{
     Activation, CommitRequest, EnsureActivationRequest, RegisterRequest, StateWrite,
 };
 
+/// Commit sequence numbers, increasing across the whole test process (so per activation too).
+fn next_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 const MEASURE: Duration = Duration::from_secs(3);
 /// Client threads (override with `LATCHKEY_BENCH_THREADS`).
 fn threads() -> usize {
@@ -145,6 +151,7 @@ fn main() {
                 r.commit_state(
                     "bench",
                     &CommitRequest {
+                        seq: next_seq(),
                         fence: act.fence(),
                         writes: vec![StateWrite::Put(b"count".to_vec(), i.to_le_bytes().to_vec())],
                     },
@@ -200,6 +207,7 @@ fn cpu_cost() {
         r.commit_state(
             "bench",
             &CommitRequest {
+                seq: next_seq(),
                 fence: acts[(i % 1000) as usize].fence(),
                 writes: vec![StateWrite::Put(b"count".to_vec(), i.to_le_bytes().to_vec())],
             },

@@ -7,6 +7,7 @@
 //! | `("latchkey","node",node_id)` | last-heartbeat versionstamp (10 B) ++ JSON `NodeRecord` |
 //! | `("latchkey","act",actor_type,key)` | generation versionstamp (10 B) ++ JSON `ActivationRecord` |
 //! | `("latchkey","state",actor_type,key)` ++ user key | the actor's value |
+//! | `("latchkey","commit",actor_type,key)` | last applied commit: generation (10 B) ++ seq (u64 BE) |
 //! | `("latchkey","module",content_id)` | JSON `ModuleRecord` |
 //! | `("latchkey","chunk",content_id,index)` | up to 64 KiB of the component |
 //! | `("latchkey","deploy",actor_type)` | JSON `DeploymentRecord` |
@@ -65,6 +66,11 @@ pub fn state(prefix: &[u8], user_key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(prefix);
     k.extend_from_slice(user_key);
     k
+}
+
+/// The last commit applied for an actor: generation (10 B) ++ sequence number (8 B, big-endian).
+pub fn last_commit(actor_type: &str, actor_key: &str) -> Vec<u8> {
+    key(("commit", actor_type, actor_key))
 }
 
 /// A module's metadata.

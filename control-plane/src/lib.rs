@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod authority;
+pub mod cli;
 pub mod error;
 pub mod fencing;
 pub mod keys;

@@ -21,6 +21,12 @@ use latchkey_wire::node::{
     ReadStateResponse, RegisterRequest, StateWrite,
 };
 
+/// Commit sequence numbers, increasing across the whole test process (so per activation too).
+fn next_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A real store that can be switched to fail every transaction, to show how the API reports an
 /// unavailable store.
 struct Flaky {
@@ -411,6 +417,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
     node.commit_state(
         "n1",
         &CommitRequest {
+            seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::Put(b"n".to_vec(), b"5".to_vec())],
         },
@@ -436,6 +443,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
         node.commit_state(
             "n1",
             &CommitRequest {
+                seq: next_seq(),
                 fence: stale,
                 writes: vec![],
             },

@@ -16,6 +16,12 @@ use latchkey_wire::node::{
     ReadStateResponse, RegisterRequest, StateWrite,
 };
 
+/// Commit sequence numbers, increasing across the whole test process (so per activation too).
+fn next_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 const START: u64 = 1_000_000_000_000;
 /// Past any lease granted before: the TTL plus room for the versions commits consume while the
 /// manual clock stands still (one per commit).
@@ -72,6 +78,7 @@ fn put(r: &Registry, node: &str, act: &Activation, value: &[u8]) -> Result<u64, 
     r.commit_state(
         node,
         &CommitRequest {
+            seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::Put(b"n".to_vec(), value.to_vec())],
         },
@@ -134,6 +141,7 @@ fn the_current_activation_commits_and_reads_its_state() {
     r.commit_state(
         "a",
         &CommitRequest {
+            seq: next_seq(),
             fence: act.fence(),
             writes: vec![
                 StateWrite::Put(b"list/1".to_vec(), b"x".to_vec()),
@@ -168,6 +176,7 @@ fn the_current_activation_commits_and_reads_its_state() {
     r.commit_state(
         "a",
         &CommitRequest {
+            seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::DeleteAll],
         },
@@ -379,6 +388,55 @@ fn concurrent_ensures_place_an_actor_once() {
     }
 }
 
+/// A commit resent because its answer was lost is acknowledged, not applied twice, even after
+/// the activation moved on; a new commit of a stale activation is still fenced.
+#[test]
+fn a_resent_commit_is_applied_once() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    let act = ensure(&r, "a", "k1");
+    let request = |seq, value: &[u8]| CommitRequest {
+        seq,
+        fence: act.fence(),
+        writes: vec![StateWrite::Put(b"log".to_vec(), value.to_vec())],
+    };
+    r.commit_state("a", &request(1, b"first")).unwrap();
+    r.commit_state("a", &request(2, b"second")).unwrap();
+    // The answer to commit 1 was lost; the node resends it after commit 2 applied.
+    r.commit_state("a", &request(1, b"first")).unwrap();
+    assert_eq!(
+        get_key(&r, "a", &act, b"log").as_deref(),
+        Some(&b"second"[..]),
+        "not applied again"
+    );
+    // The node restarts: the resend of commit 2 is still acknowledged, a new commit is fenced.
+    join(&r, "a", "eu");
+    r.commit_state("a", &request(2, b"second")).unwrap();
+    assert!(matches!(
+        r.commit_state("a", &request(3, b"third")),
+        Err(RegistryError::Fenced(_))
+    ));
+}
+
+fn get_key(r: &Registry, node: &str, act: &Activation, key: &[u8]) -> Option<Vec<u8>> {
+    let fresh = ensure(r, node, &act.key);
+    match r
+        .read_state(
+            node,
+            &ReadStateRequest {
+                fence: fresh.fence(),
+                op: ReadOp::Get(vec![key.to_vec()]),
+            },
+        )
+        .unwrap()
+    {
+        ReadStateResponse::Values(mut v) => v.remove(0),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[test]
 fn commits_are_limited_and_a_refused_commit_writes_nothing() {
     let clock = ManualClock::new(START);
@@ -391,6 +449,7 @@ fn commits_are_limited_and_a_refused_commit_writes_nothing() {
         .commit_state(
             "a",
             &CommitRequest {
+                seq: next_seq(),
                 fence: act.fence(),
                 writes: vec![
                     StateWrite::Put(b"n".to_vec(), b"1".to_vec()),

@@ -1,5 +1,29 @@
-//! Latchkey edge node: hosts per-key WASM actors and serves them over HTTP.
+//! The Latchkey edge node: hosts per-key WASM actors (wasmtime components) and serves them over
+//! HTTP with capability tokens.
 //!
-//! Not implemented yet; it arrives with issue #4. This crate is an empty placeholder so the
-//! workspace layout is fixed from the start, and it exposes nothing that could be mistaken for a
-//! working API.
+//! - [`runtime`]: the one place wasmtime is configured.
+//! - `host`: the actor world's host capabilities (storage, actor calls, logging, clock).
+//! - `activation`: one actor's single live instance, its mailbox, and output gating.
+//! - `table`, `router`, `forward`: where actors are, and getting a call to them.
+//! - [`lease`]: the node's lease; `node`: registration, heartbeats, following the control plane.
+//! - `ingress`: the HTTP server.
+
+mod activation;
+pub mod auth;
+mod config;
+pub mod error;
+mod follow;
+mod forward;
+mod host;
+mod ingress;
+pub mod lease;
+mod node;
+mod router;
+pub mod runtime;
+mod table;
+
+pub use config::{NodeArgs, NodeConfig};
+pub use error::CallError;
+pub use host::HostState;
+pub use node::{EdgeNode, NodeInner, Readiness};
+pub use router::CallRequest;

@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use latchkey_caps::{Request as Access, Rights};
+use latchkey_caps::{Capability, Request as Access, Rights};
 use latchkey_wire::node::{
-    CommitRequest, EnsureActivationRequest, HeartbeatRequest, ReadStateRequest, RegisterRequest,
-    node_audience,
+    CommitRequest, EnsureActivationRequest, Fence, HeartbeatRequest, ReadStateRequest,
+    RegisterRequest, SelfToken, node_audience,
 };
 use latchkey_wire::{ApiError, NODE_CONTENT_TYPE, decode, encode};
 use serde::Serialize;
 
 use super::{Reply, authorize, binary, blocking, method_not_allowed, query, read_body};
 use crate::ControlPlane;
+use crate::authority::unix_now;
+
+/// Lifetime of an activation's self-token (an actor can ask again after it expires).
+const SELF_TOKEN_SECS: u64 = 24 * 3600;
 
 /// Longest a `watch` waits for changes.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -24,7 +28,7 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 pub(super) fn is_node_route(rest: &[&str]) -> bool {
     matches!(
         rest,
-        ["register" | "heartbeat" | "activations" | "sync" | "watch"]
+        ["register" | "heartbeat" | "activations" | "sync" | "watch" | "self-token"]
             | ["state", "read" | "commit"]
             | ["modules", _]
     )
@@ -85,6 +89,23 @@ pub(super) async fn handle(
             Ok(reply(
                 &blocking(move || registry.commit_state(&node, &request)).await?,
             ))
+        }
+        (&Method::POST, ["self-token"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let fence: Fence = decode(&body)?;
+            let check = fence.clone();
+            blocking(move || registry.check_activation(&node, &check)).await?;
+            let expires_at = unix_now() + SELF_TOKEN_SECS;
+            let capability = Capability::unrestricted()
+                .actor_type(fence.actor_type)
+                .key(fence.key)
+                .rights(Rights::INVOKE)
+                .expires_at(expires_at);
+            let token = cp.authority.mint(&capability).map_err(|e| e.to_api())?;
+            Ok(reply(&SelfToken {
+                token: token.to_text(),
+                expires_at,
+            }))
         }
         (&Method::GET, ["modules", content_id]) => {
             let id = content_id.to_string();

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use latchkey_store::{Committed, Store, Transaction, run};
 use latchkey_wire::lease::LeaseSettings;
+use latchkey_wire::limits;
 
 use crate::error::RegistryError;
 
@@ -37,10 +38,10 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_module_bytes: 8 << 20,
-            max_state_key_bytes: 2048,
-            max_state_value_bytes: 64 << 10,
-            max_commit_bytes: 1 << 20,
-            max_commit_writes: 1024,
+            max_state_key_bytes: limits::MAX_STATE_KEY_BYTES,
+            max_state_value_bytes: limits::MAX_STATE_VALUE_BYTES,
+            max_commit_bytes: limits::MAX_COMMIT_BYTES,
+            max_commit_writes: limits::MAX_COMMIT_WRITES,
             max_name_bytes: 512,
         }
     }

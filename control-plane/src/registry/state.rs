@@ -15,8 +15,7 @@ use crate::fencing::{self, Placement};
 use crate::keys;
 use crate::records::{ActivationRecord, NodeRecord, get_stamped};
 
-/// Most entries one `list` returns.
-const MAX_LIST: u32 = 10_000;
+use latchkey_wire::limits::MAX_LIST;
 
 impl Registry {
     /// Fails unless `node_id` holds the activation the fence names, right now.
@@ -48,6 +47,15 @@ impl Registry {
             now,
             self.settings(),
         )?;
+        Ok(())
+    }
+
+    /// Fails unless `node_id` holds the activation `fence` names (for minting its self-token).
+    pub fn check_activation(&self, node_id: &str, fence: &Fence) -> Result<(), RegistryError> {
+        self.run(|tx| {
+            let now = tx.read_version()?;
+            self.check_fence(tx, node_id, fence, now)
+        })?;
         Ok(())
     }
 
@@ -94,10 +102,24 @@ impl Registry {
         request: &CommitRequest,
     ) -> Result<CommitResponse, RegistryError> {
         self.check_writes(&request.writes)?;
-        let prefix = keys::state_prefix(&request.fence.actor_type, &request.fence.key);
+        let fence = &request.fence;
+        let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
+        let last_key = keys::last_commit(&fence.actor_type, &fence.key);
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
-            self.check_fence(tx, node_id, &request.fence, now)?;
+            // A resend of a commit that already applied (its answer was lost) is acknowledged
+            // without applying it again, even if the fence has moved on since.
+            if let Some(last) = tx.get(&last_key)?
+                && last.len() == 18
+                && last[..10] == fence.generation.0
+                && u64::from_be_bytes(last[10..].try_into().expect("8 bytes")) >= request.seq
+            {
+                return Ok(now);
+            }
+            self.check_fence(tx, node_id, fence, now)?;
+            let mut last = fence.generation.0.to_vec();
+            last.extend_from_slice(&request.seq.to_be_bytes());
+            tx.set(&last_key, &last)?;
             for write in &request.writes {
                 match write {
                     StateWrite::Put(k, v) => tx.set(&keys::state(&prefix, k), v)?,

@@ -19,9 +19,9 @@ use crate::admin::{
     RevocationInfo, RevokeRequest, RollbackPolicy,
 };
 use crate::node::{
-    Activation, Changes, CommitRequest, CommitResponse, EnsureActivationRequest, HeartbeatRequest,
-    HeartbeatResponse, ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse,
-    SyncSnapshot,
+    Activation, Changes, CommitRequest, CommitResponse, EnsureActivationRequest, Fence,
+    HeartbeatRequest, HeartbeatResponse, ReadStateRequest, ReadStateResponse, RegisterRequest,
+    RegisterResponse, SelfToken, SyncSnapshot,
 };
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 
@@ -471,6 +471,17 @@ impl Client {
             Method::POST,
             &format!("/v1/nodes/{node_id}/state/commit"),
             encode(request),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// A capability for the actor an activation holds.
+    pub async fn self_token(&self, node_id: &str, fence: &Fence) -> Result<SelfToken, ClientError> {
+        self.node(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/self-token"),
+            encode(fence),
             self.timeout,
         )
         .await

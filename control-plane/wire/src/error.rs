@@ -26,6 +26,9 @@ pub enum ErrorCode {
     Fenced,
     /// 410: a follow cursor is older than the retained change feed; resynchronise.
     Gone,
+    /// 421: a forwarded call reached a node that does not hold the actor (it moved); the sender
+    /// asks the control plane again.
+    Misdirected,
     /// 413: body, key, value or batch too large.
     TooLarge,
     /// 422: the request is well formed but invalid (e.g. a module that is not an actor).
@@ -34,6 +37,14 @@ pub enum ErrorCode {
     Overloaded,
     /// 500: a bug.
     Internal,
+    /// 500: the actor's handler returned an error (`failed`); its writes were committed.
+    ActorFailed,
+    /// 500: the actor trapped (e.g. panicked); nothing it wrote in that call was committed and
+    /// the instance was reset.
+    Trapped,
+    /// 500: the call exceeded its CPU time or memory limit; nothing it wrote was committed and
+    /// the instance was reset.
+    LimitExceeded,
     /// 502: a downstream node or actor failed.
     BadGateway,
     /// 503: the store or a node is unavailable; retry later.
@@ -53,10 +64,14 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::Fenced => 409,
             ErrorCode::Gone => 410,
+            ErrorCode::Misdirected => 421,
             ErrorCode::TooLarge => 413,
             ErrorCode::Invalid => 422,
             ErrorCode::Overloaded => 429,
-            ErrorCode::Internal => 500,
+            ErrorCode::Internal
+            | ErrorCode::ActorFailed
+            | ErrorCode::Trapped
+            | ErrorCode::LimitExceeded => 500,
             ErrorCode::BadGateway => 502,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,
@@ -67,7 +82,10 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Timeout
+            ErrorCode::Unavailable
+                | ErrorCode::Overloaded
+                | ErrorCode::Timeout
+                | ErrorCode::Misdirected
         )
     }
 }
@@ -115,6 +133,7 @@ impl ApiError {
                 403 => ErrorCode::Forbidden,
                 404 => ErrorCode::NotFound,
                 409 => ErrorCode::Conflict,
+                421 => ErrorCode::Misdirected,
                 413 => ErrorCode::TooLarge,
                 429 => ErrorCode::Overloaded,
                 502 => ErrorCode::BadGateway,

@@ -11,6 +11,7 @@ pub mod canary;
 pub mod client;
 mod error;
 pub mod lease;
+pub mod limits;
 pub mod node;
 
 pub use error::{ApiError, ErrorCode};

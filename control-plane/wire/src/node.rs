@@ -10,6 +10,7 @@
 //! | `POST activations` | [`EnsureActivationRequest`] | [`Activation`] |
 //! | `POST state/read` | [`ReadStateRequest`] | [`ReadStateResponse`] |
 //! | `POST state/commit` | [`CommitRequest`] | [`CommitResponse`] |
+//! | `POST self-token` | [`Fence`] | [`SelfToken`] |
 //! | `GET modules/{content_id}` | — | the component bytes |
 //! | `GET sync` | — | [`SyncSnapshot`] |
 //! | `GET watch?after={cursor}&wait_ms={ms}` | — | [`Changes`] (410 if the cursor is too old) |
@@ -125,6 +126,17 @@ pub struct Fence {
     pub generation: Generation,
 }
 
+/// `POST /v1/nodes/{id}/self-token`: a capability for the actor an activation holds (rights
+/// `invoke`, every method, exactly its key), minted by the control plane for the activation's
+/// node only while the fence holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfToken {
+    /// The token (`lk1.…`).
+    pub token: String,
+    /// Unix seconds at which it expires.
+    pub expires_at: u64,
+}
+
 /// Which of an actor's stored entries to read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadOp {
@@ -179,11 +191,14 @@ pub enum StateWrite {
 }
 
 /// `POST /v1/nodes/{id}/state/commit`: one call's writes, applied atomically in order, only if
-/// the fence holds.
+/// the fence holds. Idempotent per `(generation, seq)`: a commit resent after a lost answer is
+/// acknowledged without being applied twice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitRequest {
     /// The committing activation.
     pub fence: Fence,
+    /// Numbers this activation's commits from 1, in order.
+    pub seq: u64,
     /// The writes, in order.
     pub writes: Vec<StateWrite>,
 }

@@ -1,0 +1,85 @@
+//! The control plane's command line: arguments and the serve loop, shared by the
+//! `control-plane` binary and `latchkey control-plane`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use latchkey_store::{StoreSpec, VERSIONS_PER_SECOND};
+
+use crate::{Config, ControlPlane};
+
+/// Arguments of a control plane.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Directory for issuer keys, the admin token and (by default) the embedded store.
+    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-data")]
+    pub data_dir: PathBuf,
+    /// Store: `embedded:PATH`, `memory`, `memory:PATH` or `fdb:CLUSTER_FILE`
+    /// (default: embedded:<data-dir>/store.redb).
+    #[arg(long, env = "LATCHKEY_STORE")]
+    pub store: Option<StoreSpec>,
+    /// Node lease TTL in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub lease_ttl_ms: u64,
+    /// How often nodes heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub heartbeat_interval_ms: u64,
+    /// Successive heartbeats before a node receives placements.
+    #[arg(long, default_value_t = 3)]
+    pub min_heartbeats: u32,
+}
+
+impl ServeArgs {
+    /// The configuration these arguments describe.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(&self.data_dir);
+        if let Some(store) = &self.store {
+            config.store = store.clone();
+        }
+        config.lease.ttl_versions = self.lease_ttl_ms * VERSIONS_PER_SECOND / 1000;
+        config.lease.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        config.lease.min_heartbeats = self.min_heartbeats;
+        config
+    }
+}
+
+/// Opens the control plane the arguments describe and serves until `shutdown` completes.
+pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = args.config();
+    let store = config.store.to_string();
+    let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
+        .await?
+        .with_context(|| format!("opening the control plane on {store}"))?;
+    if opened.new_admin_token.is_some() {
+        tracing::info!(
+            path = %args.data_dir.join(crate::authority::ADMIN_TOKEN_FILE).display(),
+            "created the root issuer key and an admin token"
+        );
+    }
+    let cp = opened.control_plane;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, store = %store, "control plane listening");
+    let maintenance = cp.spawn_maintenance();
+    crate::api::serve(cp, listener, shutdown).await;
+    maintenance.abort();
+    Ok(())
+}
+
+/// Installs the `tracing` subscriber (level from `RUST_LOG`, default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

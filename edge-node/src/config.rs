@@ -1,0 +1,141 @@
+//! An edge node's configuration, and its command-line form.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::runtime::RuntimeConfig;
+
+/// How to run an edge node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Unique node id (`A-Z a-z 0-9 . _ -`).
+    pub node_id: String,
+    /// Region the node runs in.
+    pub region: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Address other nodes forward calls to (default: the bound listen address).
+    pub advertise: Option<String>,
+    /// Control plane base URL, e.g. `http://10.0.0.1:7070`.
+    pub control_plane: String,
+    /// This node's capability (audience `node:{node_id}`).
+    pub node_token: String,
+    /// wasmtime limits and the compiled-module cache.
+    pub runtime: RuntimeConfig,
+    /// Longest a call may take end to end.
+    pub call_timeout: Duration,
+    /// Calls waiting per actor before new ones are refused as overloaded.
+    pub mailbox_size: usize,
+    /// Most activations held (idle ones beyond it are evicted, least recently used first).
+    pub max_activations: usize,
+    /// Activations idle this long are evicted.
+    pub idle_timeout: Duration,
+    /// Largest request payload, in bytes.
+    pub max_payload: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for a node that talks to `control_plane` with `node_token`.
+    pub fn new(node_id: &str, control_plane: &str, node_token: &str) -> Self {
+        NodeConfig {
+            node_id: node_id.to_owned(),
+            region: "local".into(),
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            advertise: None,
+            control_plane: control_plane.to_owned(),
+            node_token: node_token.to_owned(),
+            runtime: RuntimeConfig::default(),
+            call_timeout: Duration::from_secs(30),
+            mailbox_size: 256,
+            max_activations: 10_000,
+            idle_timeout: Duration::from_secs(300),
+            max_payload: 1 << 20,
+        }
+    }
+}
+
+/// Command-line arguments of an edge node.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Unique node id.
+    #[arg(long, env = "LATCHKEY_NODE_ID")]
+    pub node_id: String,
+    /// Region the node runs in.
+    #[arg(long, env = "LATCHKEY_REGION", default_value = "local")]
+    pub region: String,
+    /// Address to listen on.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address other nodes forward calls to (default: the listen address).
+    #[arg(long, env = "LATCHKEY_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Control plane base URL.
+    #[arg(
+        long,
+        env = "LATCHKEY_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub control_plane: String,
+    /// This node's capability (from `latchkey node-token`, or `POST /v1/nodes/{id}/token`).
+    #[arg(long, env = "LATCHKEY_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: Option<String>,
+    /// File holding the node's capability.
+    #[arg(long, env = "LATCHKEY_NODE_TOKEN_FILE")]
+    pub node_token_file: Option<PathBuf>,
+    /// Directory for the compiled-module cache.
+    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-node")]
+    pub data_dir: PathBuf,
+    /// Linear memory limit per actor instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_limit_mb: usize,
+    /// CPU time limit per call, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub cpu_limit_ms: u64,
+    /// Wall-clock limit per call, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub call_timeout_ms: u64,
+    /// Calls waiting per actor before new ones are refused.
+    #[arg(long, default_value_t = 256)]
+    pub mailbox: usize,
+    /// Most activations held at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_activations: usize,
+    /// Seconds an idle activation is kept.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout_secs: u64,
+    /// Largest request payload, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_payload_kb: usize,
+}
+
+impl NodeArgs {
+    /// The configuration these arguments describe.
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let token = match (self.node_token, &self.node_token_file) {
+            (Some(t), _) => t,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    anyhow::anyhow!("reading the node token from {}: {e}", path.display())
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => {
+                anyhow::bail!("give the node's capability with --node-token or --node-token-file")
+            }
+        };
+        let mut config = NodeConfig::new(&self.node_id, &self.control_plane, &token);
+        config.region = self.region;
+        config.listen = self.listen;
+        config.advertise = self.advertise;
+        config.runtime.memory_limit = self.memory_limit_mb << 20;
+        config.runtime.cpu_limit = Duration::from_millis(self.cpu_limit_ms);
+        config.runtime.cache_dir = Some(self.data_dir.join("compiled"));
+        config.call_timeout = Duration::from_millis(self.call_timeout_ms);
+        config.mailbox_size = self.mailbox;
+        config.max_activations = self.max_activations;
+        config.idle_timeout = Duration::from_secs(self.idle_timeout_secs);
+        config.max_payload = self.max_payload_kb << 10;
+        Ok(config)
+    }
+}

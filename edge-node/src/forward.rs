@@ -1,0 +1,117 @@
+//! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections.
+//! The original token travels with the call (the owner checks it again); the forwarding node
+//! proves it is a node with its own node capability, which lets the owner trust the presenter
+//! it names.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use latchkey_wire::ApiError;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::error::CallError;
+use crate::node::NodeInner;
+use crate::router::{CallRequest, MAX_RESPONSE};
+use crate::table::Remote;
+
+/// Header naming the forwarding node.
+pub(crate) const FORWARDED_BY: &str = "x-latchkey-forwarded-by";
+/// Header carrying the forwarding node's capability.
+pub(crate) const NODE_TOKEN: &str = "x-latchkey-node-token";
+/// Header naming who presented the token (an actor), vouched for by the forwarding node.
+pub(crate) const PRESENTER: &str = "x-latchkey-presenter";
+/// Header carrying the milliseconds left before the call's deadline.
+pub(crate) const DEADLINE_MS: &str = "x-latchkey-deadline-ms";
+
+/// Keep-alive connections to other nodes.
+pub(crate) struct Forwarder {
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Forwarder {
+    pub(crate) fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        Forwarder {
+            http: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector),
+        }
+    }
+
+    /// Sends the call to `remote`; a refused connection or a broken one is `Unavailable` (the
+    /// router asks the control plane again).
+    pub(crate) async fn forward(
+        &self,
+        node: &NodeInner,
+        remote: &Remote,
+        call: &CallRequest,
+    ) -> Result<Bytes, CallError> {
+        let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let url = format!(
+            "http://{}/v1/actors/{}/{}/{}",
+            remote.address,
+            segment(&call.actor_type),
+            segment(&call.key),
+            segment(&call.method)
+        );
+        let left = call
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header(
+                header::AUTHORIZATION,
+                [b"Bearer ".as_slice(), &call.token].concat(),
+            )
+            .header(FORWARDED_BY, &node.config.node_id)
+            .header(NODE_TOKEN, &node.config.node_token)
+            .header(DEADLINE_MS, left.as_millis().to_string());
+        if let Some(presenter) = &call.presenter {
+            request = request.header(PRESENTER, presenter);
+        }
+        let request = request
+            .body(Full::new(call.payload.clone()))
+            .map_err(|e| CallError::Internal(format!("cannot build the forwarded request: {e}")))?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                CallError::Unavailable(format!(
+                    "node {} at {} is unreachable: {e}",
+                    remote.node_id, remote.address
+                ))
+            })?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| {
+                    CallError::Unavailable(format!(
+                        "node {} broke off its answer: {e}",
+                        remote.node_id
+                    ))
+                })?
+                .to_bytes();
+            if status.is_success() {
+                Ok(body)
+            } else {
+                Err(CallError::from_api(ApiError::from_response(
+                    status.as_u16(),
+                    &body,
+                )))
+            }
+        };
+        tokio::time::timeout(left, exchange).await.map_err(|_| {
+            CallError::Timeout(format!(
+                "node {} did not answer before the deadline",
+                remote.node_id
+            ))
+        })?
+    }
+}

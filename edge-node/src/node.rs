@@ -1,0 +1,263 @@
+//! An edge node: the pieces wired together, and the loops that keep it honest — registration
+//! and heartbeats (a lapsed lease or a changed epoch drops every activation), following the
+//! control plane's feed, and evicting idle activations.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use latchkey_wire::ErrorCode;
+use latchkey_wire::admin::DeploymentInfo;
+use latchkey_wire::client::Client;
+use latchkey_wire::lease::LeaseSettings;
+use latchkey_wire::node::{HeartbeatRequest, RegisterRequest};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::Auth;
+use crate::config::NodeConfig;
+use crate::forward::Forwarder;
+use crate::lease::Lease;
+use crate::runtime::Runtime;
+use crate::table::Table;
+
+/// What a node must have before it serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Registered with the control plane (holds an epoch and a lease).
+    pub registered: bool,
+    /// Enough successive heartbeats to receive placements.
+    pub eligible: bool,
+    /// Trusted keys and revocations loaded.
+    pub synced: bool,
+}
+
+impl Readiness {
+    /// All three.
+    pub fn is_ready(&self) -> bool {
+        self.registered && self.eligible && self.synced
+    }
+}
+
+/// Everything a node's tasks share.
+pub struct NodeInner {
+    pub(crate) config: NodeConfig,
+    pub(crate) cp: Client,
+    pub(crate) auth: Auth,
+    pub(crate) lease: Lease,
+    pub(crate) runtime: Runtime,
+    pub(crate) table: Table,
+    pub(crate) forwarder: Forwarder,
+    pub(crate) deployments: RwLock<HashMap<String, DeploymentInfo>>,
+    pub(crate) ready: watch::Sender<Readiness>,
+}
+
+impl NodeInner {
+    pub(crate) fn set_ready(&self, change: impl FnOnce(&mut Readiness)) {
+        self.ready.send_modify(change);
+    }
+}
+
+/// A running edge node.
+pub struct EdgeNode {
+    inner: Arc<NodeInner>,
+    address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EdgeNode {
+    /// Binds the listener, starts registering with the control plane, following its feed and
+    /// serving. Use [`EdgeNode::wait_ready`] to wait until it can serve calls.
+    pub async fn start(mut config: NodeConfig) -> anyhow::Result<EdgeNode> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        if config.advertise.is_none() {
+            config.advertise = Some(address.to_string());
+        }
+        let mut runtime_config = config.runtime.clone();
+        runtime_config.max_instances = runtime_config
+            .max_instances
+            .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
+        let runtime = Runtime::new(runtime_config).context("configuring wasmtime")?;
+        let (ready, _) = watch::channel(Readiness::default());
+        let inner = Arc::new(NodeInner {
+            cp: Client::new(&config.control_plane, &config.node_token),
+            auth: Auth::new(NonZeroUsize::new(10_000).expect("nonzero")),
+            lease: Lease::new(),
+            runtime,
+            table: Table::new(
+                config.max_activations,
+                NonZeroUsize::new(100_000).expect("nonzero"),
+            ),
+            forwarder: Forwarder::new(),
+            deployments: RwLock::new(HashMap::new()),
+            ready,
+            config,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let tasks = vec![
+            tokio::spawn(heartbeats(Arc::clone(&inner))),
+            tokio::spawn(crate::follow::follow(Arc::clone(&inner))),
+            tokio::spawn(sweep(Arc::clone(&inner))),
+            tokio::spawn(crate::ingress::serve(Arc::clone(&inner), listener, async {
+                let _ = stopped.await;
+            })),
+        ];
+        tracing::info!(node = %inner.config.node_id, %address, control_plane = %inner.config.control_plane, "edge node started");
+        Ok(EdgeNode {
+            inner,
+            address,
+            stop: Some(stop),
+            tasks,
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Shared state, for embedding (the dev command) and tests.
+    pub fn inner(&self) -> &Arc<NodeInner> {
+        &self.inner
+    }
+
+    /// Waits until the node is registered, eligible for placements and synced, or `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let mut ready = self.inner.ready.subscribe();
+        let waited = tokio::time::timeout(timeout, ready.wait_for(Readiness::is_ready))
+            .await
+            .map(|r| r.is_ok());
+        match waited {
+            Ok(true) => Ok(()),
+            Ok(false) => anyhow::bail!("edge node stopped"),
+            Err(_) => anyhow::bail!(
+                "edge node not ready after {timeout:?}: {:?}",
+                *ready.borrow()
+            ),
+        }
+    }
+
+    /// Activations held here now.
+    pub fn local_activations(&self) -> usize {
+        self.inner.table.local_count()
+    }
+
+    /// Stops serving: gives up the lease, drops activations, closes the listener.
+    pub async fn shutdown(mut self) {
+        self.inner.lease.surrender();
+        self.inner.table.clear_local();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Registers (retrying until the control plane answers), then heartbeats every interval. A
+/// changed epoch, or a lease that lapsed, drops every activation.
+async fn heartbeats(node: Arc<NodeInner>) {
+    let mut settings = register(&node).await;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(Duration::from_millis(settings.heartbeat_interval_ms)).await;
+        let sent = node.lease.now();
+        let request = HeartbeatRequest {
+            active_actors: node.table.local_count() as u64,
+        };
+        let timeout = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
+        match node
+            .cp
+            .heartbeat(&node.config.node_id, &request, timeout)
+            .await
+        {
+            Ok(beat) => {
+                settings = beat.settings;
+                if node.lease.apply(sent, beat.epoch, settings.ttl_versions) {
+                    let dropped = node.table.clear_local();
+                    tracing::warn!(
+                        epoch = beat.epoch,
+                        dropped,
+                        "the lease had lapsed: new epoch, activations dropped"
+                    );
+                }
+                node.set_ready(|r| r.eligible = beat.eligible);
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+                tracing::warn!(error = %e, "the control plane does not know this node; registering again");
+                settings = register(&node).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        if node.lease.valid_epoch().is_none() {
+            let dropped = node.table.clear_local();
+            if dropped > 0 {
+                tracing::warn!(dropped, "lease may have expired: activations dropped");
+            }
+            node.set_ready(|r| r.eligible = false);
+        }
+    }
+}
+
+async fn register(node: &NodeInner) -> LeaseSettings {
+    let request = RegisterRequest {
+        region: node.config.region.clone(),
+        address: node.config.advertise.clone().unwrap_or_default(),
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let sent = node.lease.now();
+        match node.cp.register(&node.config.node_id, &request).await {
+            Ok(registered) => {
+                node.lease
+                    .apply(sent, registered.epoch, registered.settings.ttl_versions);
+                node.table.clear_local();
+                node.set_ready(|r| {
+                    r.registered = true;
+                    r.eligible = false;
+                });
+                tracing::info!(
+                    epoch = registered.epoch,
+                    "registered with the control plane"
+                );
+                return registered.settings;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "registration failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Evicts activations idle for longer than the idle timeout.
+async fn sweep(node: Arc<NodeInner>) {
+    let every =
+        (node.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let idle_since = node
+            .lease
+            .now()
+            .saturating_sub(node.config.idle_timeout.as_micros() as u64);
+        let evicted = node.table.evict_idle(idle_since);
+        if evicted > 0 {
+            tracing::debug!(evicted, "evicted idle activations");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Routing a call to the single live instance of its actor: the local activation if this node
+//! holds it, else the node the location cache names, else wherever the control plane places it.
+//! Stale locations are retried through the control plane, a bounded number of times. Calls from
+//! HTTP clients, forwarded by other nodes, and made by actors all take this path, and every one
+//! is checked with `caps` first.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use latchkey_wire::limits::MAX_COMMIT_BYTES;
+use latchkey_wire::node::EnsureActivationRequest;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::activation::{Activation, Call};
+use crate::error::CallError;
+use crate::node::NodeInner;
+use crate::table::{Remote, actor_id};
+
+/// Attempts to reach an actor before giving up (each may ask the control plane once).
+const ATTEMPTS: usize = 4;
+
+/// A call on its way to an actor.
+#[derive(Clone, Debug)]
+pub struct CallRequest {
+    /// Actor type.
+    pub actor_type: String,
+    /// Actor key.
+    pub key: String,
+    /// Method.
+    pub method: String,
+    /// Payload (JSON by convention).
+    pub payload: Bytes,
+    /// The caller's token, as presented.
+    pub token: Bytes,
+    /// Who presents it (`actor:{type}/{key}` for actors; `None` for HTTP clients).
+    pub presenter: Option<String>,
+    /// When the call must have finished.
+    pub deadline: Instant,
+    /// Whether another node forwarded it here (it is not forwarded again).
+    pub forwarded: bool,
+}
+
+impl NodeInner {
+    /// Checks the token, then runs the call on the actor's single live instance.
+    pub async fn call(self: &Arc<Self>, request: CallRequest) -> Result<Bytes, CallError> {
+        let max = self.config.max_payload;
+        if request.payload.len() > max {
+            return Err(CallError::TooLarge(format!(
+                "payload is {} bytes; the limit is {max}",
+                request.payload.len()
+            )));
+        }
+        let verified = self.auth.authorize_call(
+            &request.token,
+            &request.actor_type,
+            &request.key,
+            &request.method,
+            request.presenter.as_deref(),
+        )?;
+        let caller = Some(verified.token_id().to_string());
+        let id = actor_id(&request.actor_type, &request.key);
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            let Some(epoch) = self.lease.valid_epoch() else {
+                return Err(CallError::Unavailable(
+                    "this node holds no valid lease right now; retry".into(),
+                ));
+            };
+            // 1. Here.
+            let (reply, answer) = oneshot::channel();
+            let call = Call {
+                method: request.method.clone(),
+                payload: request.payload.clone(),
+                caller: caller.clone(),
+                deadline: request.deadline,
+                reply,
+            };
+            match self.table.enqueue_local(&id, epoch, call) {
+                Ok(Ok(())) => return self.await_reply(answer, request.deadline).await,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+            // 2. Where it was last seen.
+            if !request.forwarded
+                && let Some(remote) = self.table.location(&id)
+            {
+                match self.forwarder.forward(self, &remote, &request).await {
+                    Err(e @ (CallError::Misdirected(_) | CallError::Unavailable(_))) => {
+                        self.table.forget_location(&id);
+                        last_error = Some(e);
+                        continue;
+                    }
+                    result => return result,
+                }
+            }
+            // 3. Wherever the control plane says.
+            let ensure = EnsureActivationRequest {
+                actor_type: request.actor_type.clone(),
+                key: request.key.clone(),
+                region_hint: None,
+            };
+            let placement = self
+                .cp
+                .ensure_activation(&self.config.node_id, &ensure)
+                .await
+                .map_err(CallError::from_client)?;
+            if placement.node_id == self.config.node_id {
+                if placement.node_epoch != epoch {
+                    last_error = Some(CallError::Unavailable(format!(
+                        "the control plane placed the actor in epoch {} but this node is in epoch {epoch}; retry",
+                        placement.node_epoch
+                    )));
+                    continue;
+                }
+                self.table
+                    .insert_local(id.clone(), || Activation::spawn(self, placement));
+            } else if request.forwarded {
+                return Err(CallError::Misdirected(format!(
+                    "node {} does not hold {}/{}; it is on node {}",
+                    self.config.node_id, request.actor_type, request.key, placement.node_id
+                )));
+            } else {
+                let remote = Remote {
+                    node_id: placement.node_id,
+                    address: placement.node_address,
+                    generation: placement.generation,
+                };
+                self.table.set_location(id.clone(), remote);
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            CallError::Unavailable(format!(
+                "could not reach {}/{} after {ATTEMPTS} attempts; retry",
+                request.actor_type, request.key
+            ))
+        }))
+    }
+
+    async fn await_reply(
+        &self,
+        answer: oneshot::Receiver<Result<Bytes, CallError>>,
+        deadline: Instant,
+    ) -> Result<Bytes, CallError> {
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(CallError::Unavailable(
+                "the activation was dropped before the call ran; retry".into(),
+            )),
+            Err(_) => Err(CallError::Timeout(
+                "the call did not finish before its deadline".into(),
+            )),
+        }
+    }
+}
+
+/// Largest answer forwarded between nodes.
+pub(crate) const MAX_RESPONSE: usize = MAX_COMMIT_BYTES * 8;

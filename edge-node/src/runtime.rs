@@ -1,0 +1,236 @@
+//! The one place that configures wasmtime: the engine (component model, pooling allocator,
+//! epoch interruption), the linker (the actor world's host interfaces and WASI 0.2), the on-disk
+//! cache of compiled components (keyed by content hash and engine settings), `InstancePre`s per
+//! module version, and stores with a per-instance memory limit and a per-call CPU budget.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
+};
+
+use crate::error::CallError;
+use crate::host::HostState;
+
+/// Generated bindings of the actor world (`actor-sdk/wit/actor.wit`). Host functions are async
+/// (storage reads may go to the control plane; calls go to other actors).
+#[allow(missing_docs, unreachable_pub)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        world: "actor",
+        path: "../actor-sdk/wit",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+/// A module version ready to instantiate.
+pub type ActorPre = bindings::ActorPre<HostState>;
+
+/// Runtime limits and sizes.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Most live instances (pooled slots).
+    pub max_instances: u32,
+    /// Most calls running at once (each needs a stack).
+    pub max_concurrent_calls: u32,
+    /// Linear memory limit per instance, in bytes.
+    pub memory_limit: usize,
+    /// CPU time a call may use.
+    pub cpu_limit: Duration,
+    /// Epoch tick: the granularity of CPU accounting and of yields to other tasks.
+    pub tick: Duration,
+    /// Where compiled components are cached (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 10_000,
+            max_concurrent_calls: 1_000,
+            memory_limit: 64 << 20,
+            cpu_limit: Duration::from_secs(2),
+            tick: Duration::from_millis(10),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Why a module version could not be prepared.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("module {content_id} cannot run here: {message}")]
+pub struct PrepareError {
+    /// The version.
+    pub content_id: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The engine, linker and prepared module versions.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: RuntimeConfig,
+    modules: Mutex<HashMap<String, Arc<OnceCell<ActorPre>>>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true);
+        wasm.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = config.max_instances;
+        pool.total_component_instances(instances);
+        // A Rust wasip2 component holds a few core instances, memories and tables.
+        pool.total_core_instances(instances.saturating_mul(4));
+        pool.total_memories(instances.saturating_mul(2));
+        pool.total_tables(instances.saturating_mul(4));
+        pool.total_stacks(config.max_concurrent_calls);
+        pool.max_memory_size(config.memory_limit);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        wasm.memory_reservation(config.memory_limit as u64);
+        wasm.memory_guard_size(64 << 10);
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            wasm.cache(Some(
+                Cache::new(cache).map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            ));
+        }
+        let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        bindings::Actor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticking, stop, tick) = (engine.clone(), Arc::clone(&ticker_stop), config.tick);
+        std::thread::Builder::new()
+            .name("latchkey-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            modules: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The version `content_id`, compiled (from the disk cache if it is there) and linked once;
+    /// `fetch` supplies the bytes the first time.
+    pub async fn prepare<F, Fut>(&self, content_id: &str, fetch: F) -> Result<ActorPre, CallError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<bytes::Bytes, CallError>>,
+    {
+        let cell = {
+            let mut modules = self
+                .modules
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(modules.entry(content_id.to_owned()).or_default())
+        };
+        let pre = cell
+            .get_or_try_init(|| async {
+                let bytes = fetch().await?;
+                let engine = self.engine.clone();
+                let linker = self.linker.clone();
+                let id = content_id.to_owned();
+                tokio::task::spawn_blocking(move || compile(&engine, &linker, &id, &bytes))
+                    .await
+                    .map_err(|e| CallError::Internal(format!("compile task failed: {e}")))?
+            })
+            .await?;
+        Ok(pre.clone())
+    }
+
+    /// A store for one instance, with the memory limiter and CPU accounting installed.
+    pub fn new_store(&self, state: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut cx| {
+            let budget = &mut cx.data_mut().cpu;
+            if budget.ticks_left == 0 {
+                budget.exceeded = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                budget.ticks_left -= 1;
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Arms the CPU budget for the next call on `store`.
+    pub fn arm_cpu_budget(&self, store: &mut Store<HostState>) {
+        let ticks =
+            (self.config.cpu_limit.as_micros() / self.config.tick.as_micros().max(1)) as u64;
+        let budget = &mut store.data_mut().cpu;
+        budget.ticks_left = ticks.max(1);
+        budget.exceeded = false;
+        store.set_epoch_deadline(1);
+    }
+
+    /// Forgets prepared versions no longer deployed (they are recompiled, from the disk cache,
+    /// if needed again).
+    pub fn retain_versions(&self, keep: impl Fn(&str) -> bool) {
+        let mut modules = self
+            .modules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        modules.retain(|id, _| keep(id));
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn compile(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    content_id: &str,
+    bytes: &[u8],
+) -> Result<ActorPre, CallError> {
+    let fail = |message: String| {
+        CallError::Internal(
+            PrepareError {
+                content_id: content_id.to_owned(),
+                message,
+            }
+            .to_string(),
+        )
+    };
+    let component =
+        wasmtime::component::Component::new(engine, bytes).map_err(|e| fail(format!("{e:#}")))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| fail(format!("{e:#}")))?;
+    ActorPre::new(pre).map_err(|e| fail(format!("{e:#}")))
+}

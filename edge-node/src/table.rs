@@ -1,0 +1,138 @@
+//! Where actors are, as this node knows it: its own activations (bounded; only idle ones are
+//! evicted, so a call never meets two instances of one actor here) and a cache of where remote
+//! actors live, so calls are forwarded without asking the control plane each time. Both are LRUs.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use foldhash::fast::RandomState;
+use latchkey_wire::Generation;
+use lru::LruCache;
+
+use crate::activation::{Activation, Call};
+use crate::error::CallError;
+
+/// `type \0 key`: one string per actor.
+pub(crate) fn actor_id(actor_type: &str, key: &str) -> String {
+    let mut id = String::with_capacity(actor_type.len() + key.len() + 1);
+    id.push_str(actor_type);
+    id.push('\0');
+    id.push_str(key);
+    id
+}
+
+/// Where a remote actor was last seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Remote {
+    pub(crate) node_id: String,
+    pub(crate) address: String,
+    pub(crate) generation: Generation,
+}
+
+/// Local activations and remote locations.
+pub(crate) struct Table {
+    local: Mutex<LruCache<String, Arc<Activation>, RandomState>>,
+    max_local: usize,
+    remote: Mutex<LruCache<String, Remote, RandomState>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is a few LRU operations that leave the map consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Table {
+    pub(crate) fn new(max_local: usize, max_remote: NonZeroUsize) -> Self {
+        Table {
+            local: Mutex::new(LruCache::unbounded_with_hasher(RandomState::default())),
+            max_local: max_local.max(1),
+            remote: Mutex::new(LruCache::with_hasher(max_remote, RandomState::default())),
+        }
+    }
+
+    /// Queues `call` on the local activation of `id`, if there is one of `epoch`. Returns the
+    /// call back when there is none. Done under the table lock, so eviction cannot race it.
+    pub(crate) fn enqueue_local(
+        &self,
+        id: &str,
+        epoch: u64,
+        call: Call,
+    ) -> Result<Result<(), CallError>, Call> {
+        let mut local = lock(&self.local);
+        match local.get(id) {
+            Some(activation) if activation.placement.node_epoch == epoch => {
+                Ok(activation.enqueue(call))
+            }
+            Some(_) => {
+                local.pop(id);
+                Err(call)
+            }
+            None => Err(call),
+        }
+    }
+
+    /// Adds an activation unless one of the same generation is there already; evicts idle
+    /// activations beyond the bound, least recently used first.
+    pub(crate) fn insert_local(&self, id: String, make: impl FnOnce() -> Arc<Activation>) {
+        let mut local = lock(&self.local);
+        if local.peek(&id).is_some() {
+            return;
+        }
+        local.put(id, make());
+        let mut budget = local.len().saturating_sub(self.max_local);
+        while budget > 0 {
+            let victim = local
+                .iter()
+                .rev()
+                .find(|(_, a)| a.is_idle())
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(k) => {
+                    local.pop(&k);
+                    budget -= 1;
+                }
+                None => break, // every activation is busy: stay over the bound for now
+            }
+        }
+    }
+
+    /// Drops every local activation (the lease lapsed or the epoch changed).
+    pub(crate) fn clear_local(&self) -> usize {
+        let mut local = lock(&self.local);
+        let n = local.len();
+        local.clear();
+        n
+    }
+
+    /// Drops idle activations whose last call finished before `before` (node clock, µs).
+    pub(crate) fn evict_idle(&self, before: u64) -> usize {
+        let mut local = lock(&self.local);
+        let stale: Vec<String> = local
+            .iter()
+            .filter(|(_, a)| a.is_idle() && a.last_used() < before)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &stale {
+            local.pop(k);
+        }
+        stale.len()
+    }
+
+    /// Number of local activations.
+    pub(crate) fn local_count(&self) -> usize {
+        lock(&self.local).len()
+    }
+
+    /// Where a remote actor was last seen.
+    pub(crate) fn location(&self, id: &str) -> Option<Remote> {
+        lock(&self.remote).get(id).cloned()
+    }
+
+    pub(crate) fn set_location(&self, id: String, remote: Remote) {
+        lock(&self.remote).put(id, remote);
+    }
+
+    pub(crate) fn forget_location(&self, id: &str) {
+        lock(&self.remote).pop(id);
+    }
+}

@@ -1,0 +1,202 @@
+//! A control plane and edge nodes in one test process, talking over real HTTP on loopback, with
+//! the example actors: the harness of the edge node's end-to-end tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_edge_node::{EdgeNode, NodeConfig};
+use latchkey_wire::ApiError;
+use latchkey_wire::admin::MintRequest;
+use latchkey_wire::client::{Client, ClientError};
+use latchkey_wire::lease::LeaseSettings;
+
+/// Short leases so tests that need one to lapse do not wait long.
+pub const LEASE: LeaseSettings = LeaseSettings {
+    ttl_versions: 2_000_000,
+    heartbeat_interval_ms: 100,
+    min_heartbeats: 1,
+};
+
+pub struct Cluster {
+    pub cp_url: String,
+    pub admin: Client,
+    pub nodes: Vec<EdgeNode>,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Cluster {
+    /// A control plane (embedded store) and `n` edge nodes, each tuned by `tune`.
+    pub async fn start(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path().join("cp"));
+        config.lease = LEASE;
+        let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
+            .await
+            .unwrap()
+            .unwrap();
+        let admin_token = opened.new_admin_token.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cp_url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(latchkey_control_plane::api::serve(
+            opened.control_plane,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let admin = Client::new(&cp_url, &admin_token);
+        let mut cluster = Cluster {
+            cp_url,
+            admin,
+            nodes: Vec::new(),
+            dir,
+            stop: Some(stop),
+        };
+        for i in 0..n {
+            cluster.add_node(&format!("node-{i}"), &tune).await;
+        }
+        cluster
+    }
+
+    pub async fn add_node(&mut self, id: &str, tune: impl Fn(&mut NodeConfig)) {
+        let token = self.admin.node_token(id).await.unwrap().token;
+        let mut config = NodeConfig::new(id, &self.cp_url, &token);
+        config.runtime.cache_dir = Some(self.dir.path().join("compiled"));
+        tune(&mut config);
+        let node = EdgeNode::start(config).await.unwrap();
+        node.wait_ready(Duration::from_secs(20)).await.unwrap();
+        self.nodes.push(node);
+    }
+
+    pub fn node_url(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].address())
+    }
+
+    /// Uploads and deploys a component as `actor_type`; returns its content id.
+    pub async fn deploy(&self, actor_type: &str, component: &[u8]) -> String {
+        let module = self.admin.upload_module(component.to_vec()).await.unwrap();
+        self.admin
+            .deploy(actor_type, &module.content_id, None)
+            .await
+            .unwrap();
+        module.content_id
+    }
+
+    /// Mints a token (narrowed from the admin token).
+    pub async fn token(&self, request: MintRequest) -> String {
+        self.admin.mint(&request).await.unwrap().token
+    }
+
+    /// A token to invoke every method of every actor of `actor_type`.
+    pub async fn invoke_token(&self, actor_type: &str) -> String {
+        self.token(MintRequest {
+            actor_type: Some(actor_type.into()),
+            rights: Some(vec!["invoke".into()]),
+            ..MintRequest::default()
+        })
+        .await
+    }
+
+    /// Calls `method` on `(actor_type, key)` through node `i` over HTTP.
+    pub async fn call(
+        &self,
+        i: usize,
+        token: &str,
+        actor_type: &str,
+        key: &str,
+        method: &str,
+        payload: &str,
+    ) -> Result<Bytes, ApiError> {
+        call_url(
+            &self.node_url(i),
+            token,
+            actor_type,
+            key,
+            method,
+            payload.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Calls an actor through the node at `url`.
+pub async fn call_url(
+    url: &str,
+    token: &str,
+    actor_type: &str,
+    key: &str,
+    method: &str,
+    payload: Vec<u8>,
+) -> Result<Bytes, ApiError> {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let path = format!(
+        "/v1/actors/{}/{}/{}",
+        enc(actor_type),
+        enc(key),
+        enc(method)
+    );
+    Client::new(url, token)
+        .send(
+            Method::POST,
+            &path,
+            "application/json",
+            payload,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| match e {
+            ClientError::Api(api) => api,
+            other => panic!("transport failure: {other}"),
+        })
+}
+
+/// The JSON value of an answer.
+pub fn json(answer: Result<Bytes, ApiError>) -> serde_json::Value {
+    match answer {
+        Ok(body) => {
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+        }
+        Err(e) => panic!("call failed: {e}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, for effects that propagate asynchronously (such as a
+/// revocation reaching a node through the change feed); fails after 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

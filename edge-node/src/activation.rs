@@ -360,10 +360,13 @@ fn classify(store: &Store<HostState>, error: &wasmtime::Error, what: &str) -> Ca
             "{what} exceeded the memory limit; its writes were discarded and the instance reset"
         ));
     }
-    let cause = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+    let Some(trap) = error.downcast_ref::<wasmtime::Trap>() else {
+        // Not the guest's doing: the host could not run it (e.g. every pooled slot is in use).
+        return CallError::Unavailable(format!(
+            "{what} could not run on this node: {error:#}; retry"
+        ));
     };
+    let cause = trap.to_string();
     match &data.actor.last_error {
         Some(logged) => CallError::Trapped(format!("{what}: {cause} (the actor logged: {logged})")),
         None => CallError::Trapped(format!("{what}: {cause}")),

@@ -174,7 +174,10 @@ async fn heartbeats(node: Arc<NodeInner>) {
         let request = HeartbeatRequest {
             active_actors: node.table.local_count() as u64,
         };
-        let timeout = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
+        // The lease counts from the send, so a late answer still extends it: wait up to a third of
+        // the TTL (a slow control plane must not cost the lease by itself).
+        let ttl = Duration::from_micros(settings.ttl_versions);
+        let timeout = (ttl / 3).max(Duration::from_millis(settings.heartbeat_interval_ms));
         match node
             .cp
             .heartbeat(&node.config.node_id, &request, timeout)

@@ -39,8 +39,6 @@ pub type ActorPre = bindings::ActorPre<HostState>;
 pub struct RuntimeConfig {
     /// Most live instances (pooled slots).
     pub max_instances: u32,
-    /// Most calls running at once (each needs a stack).
-    pub max_concurrent_calls: u32,
     /// Linear memory limit per instance, in bytes.
     pub memory_limit: usize,
     /// CPU time a call may use.
@@ -55,7 +53,6 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             max_instances: 10_000,
-            max_concurrent_calls: 1_000,
             memory_limit: 64 << 20,
             cpu_limit: Duration::from_secs(2),
             tick: Duration::from_millis(10),
@@ -96,7 +93,8 @@ impl Runtime {
         pool.total_core_instances(instances.saturating_mul(4));
         pool.total_memories(instances.saturating_mul(2));
         pool.total_tables(instances.saturating_mul(4));
-        pool.total_stacks(config.max_concurrent_calls);
+        // A store keeps its async fiber stack for reuse, so every live instance holds one.
+        pool.total_stacks(instances);
         pool.max_memory_size(config.memory_limit);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         wasm.memory_reservation(config.memory_limit as u64);

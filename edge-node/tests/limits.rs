@@ -104,7 +104,11 @@ async fn a_stack_overflow_traps() {
     assert_eq!(e.code, ErrorCode::Trapped, "{}", e.message);
     // Rust keeps its stack in linear memory, below the data (`-zstack-size`): overflowing it
     // runs below address 0, which traps as an out-of-bounds access instead of corrupting data.
-    assert!(e.message.contains("out of bounds memory access"), "{}", e.message);
+    assert!(
+        e.message.contains("out of bounds memory access"),
+        "{}",
+        e.message
+    );
     assert_eq!(
         json(c.call(0, &t, "hostile", "h", "ok", "").await),
         json!("fine")

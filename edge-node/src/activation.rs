@@ -36,10 +36,17 @@ pub(crate) struct Call {
     pub(crate) reply: oneshot::Sender<Result<Bytes, CallError>>,
 }
 
-/// The handle the activation table keeps.
+/// The handle the activation table keeps. Dropping it closes the mailbox: the task finishes
+/// the calls already queued, then ends and drops the instance.
 pub(crate) struct Activation {
     pub(crate) placement: Placement,
     mailbox: mpsc::Sender<Call>,
+    load: Arc<Load>,
+}
+
+/// What the task and the table both track (the task must not hold the mailbox's sender).
+#[derive(Default)]
+struct Load {
     /// Calls enqueued or running.
     pending: AtomicUsize,
     /// Node clock (µs) when the last call finished.
@@ -50,23 +57,28 @@ impl Activation {
     /// Starts the activation's task; the instance is created by its first call.
     pub(crate) fn spawn(node: &Arc<NodeInner>, placement: Placement) -> Arc<Self> {
         let (mailbox, calls) = mpsc::channel(node.config.mailbox_size.max(1));
-        let activation = Arc::new(Activation {
+        let load = Arc::new(Load::default());
+        load.last_used.store(node.lease.now(), Ordering::Release);
+        tokio::spawn(run(
+            Arc::clone(node),
+            placement.clone(),
+            Arc::clone(&load),
+            calls,
+        ));
+        Arc::new(Activation {
             placement,
             mailbox,
-            pending: AtomicUsize::new(0),
-            last_used: AtomicU64::new(node.lease.now()),
-        });
-        tokio::spawn(run(Arc::clone(node), Arc::clone(&activation), calls));
-        activation
+            load,
+        })
     }
 
     /// Queues a call, or fails at once if the mailbox is full (overloaded) or closed.
     pub(crate) fn enqueue(&self, call: Call) -> Result<(), CallError> {
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.load.pending.fetch_add(1, Ordering::AcqRel);
         match self.mailbox.try_send(call) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.pending.fetch_sub(1, Ordering::AcqRel);
+                self.load.pending.fetch_sub(1, Ordering::AcqRel);
                 Err(match e {
                     mpsc::error::TrySendError::Full(_) => CallError::Overloaded(self.name()),
                     mpsc::error::TrySendError::Closed(_) => CallError::Unavailable(format!(
@@ -80,12 +92,12 @@ impl Activation {
 
     /// No call queued or running.
     pub(crate) fn is_idle(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0
+        self.load.pending.load(Ordering::Acquire) == 0
     }
 
     /// Node clock (µs) of the last finished call.
     pub(crate) fn last_used(&self) -> u64 {
-        self.last_used.load(Ordering::Acquire)
+        self.load.last_used.load(Ordering::Acquire)
     }
 
     fn name(&self) -> String {
@@ -97,6 +109,23 @@ impl Activation {
 struct Instance {
     store: Store<HostState>,
     actor: Actor,
+    _counted: Counted,
+}
+
+/// Keeps the node's count of live instances: +1 when made, -1 when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(Arc::clone(count))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What the task carries across instances of one activation.
@@ -107,7 +136,12 @@ struct Carry {
     seq: u64,
 }
 
-async fn run(node: Arc<NodeInner>, activation: Arc<Activation>, mut calls: mpsc::Receiver<Call>) {
+async fn run(
+    node: Arc<NodeInner>,
+    placement: Placement,
+    load: Arc<Load>,
+    mut calls: mpsc::Receiver<Call>,
+) {
     let mut instance: Option<Instance> = None;
     let mut carry = Carry {
         cache: ReadCache::default(),
@@ -117,19 +151,10 @@ async fn run(node: Arc<NodeInner>, activation: Arc<Activation>, mut calls: mpsc:
     while let Some(call) = calls.recv().await {
         let reply = call.reply;
         let request = (call.method, call.payload, call.caller, call.deadline);
-        let result = execute(
-            &node,
-            &activation.placement,
-            &mut instance,
-            &mut carry,
-            request,
-        )
-        .await;
+        let result = execute(&node, &placement, &mut instance, &mut carry, request).await;
         let _ = reply.send(result);
-        activation
-            .last_used
-            .store(node.lease.now(), Ordering::Release);
-        activation.pending.fetch_sub(1, Ordering::AcqRel);
+        load.last_used.store(node.lease.now(), Ordering::Release);
+        load.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -235,7 +260,11 @@ async fn activate(
         .instantiate_async(&mut store)
         .await
         .map_err(|e| classify(&store, &e, "instantiation"))?;
-    let mut instance = Instance { store, actor };
+    let mut instance = Instance {
+        store,
+        actor,
+        _counted: Counted::new(&node.live_instances),
+    };
     let ctx = instance.store.data().actor.context.clone();
     let activated = tokio::time::timeout_at(
         deadline,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct NodeInner {
     pub(crate) forwarder: Forwarder,
     pub(crate) deployments: RwLock<HashMap<String, DeploymentInfo>>,
     pub(crate) ready: watch::Sender<Readiness>,
+    /// Guest instances alive on this node.
+    pub(crate) live_instances: Arc<AtomicUsize>,
 }
 
 impl NodeInner {
@@ -98,6 +101,7 @@ impl EdgeNode {
             forwarder: Forwarder::new(),
             deployments: RwLock::new(HashMap::new()),
             ready,
+            live_instances: Arc::default(),
             config,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -147,6 +151,14 @@ impl EdgeNode {
     /// Activations held here now.
     pub fn local_activations(&self) -> usize {
         self.inner.table.local_count()
+    }
+
+    /// Guest instances alive here now (an evicted activation's instance goes once its task has
+    /// finished the calls already queued).
+    pub fn live_instances(&self) -> usize {
+        self.inner
+            .live_instances
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving: gives up the lease, drops activations, closes the listener.

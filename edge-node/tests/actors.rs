@@ -64,11 +64,14 @@ async fn state_survives_eviction() {
     }
     c.call(0, &token, "counter", "b", "inc", "").await.unwrap();
     assert_eq!(c.nodes[0].local_activations(), 1, "a was evicted for b");
+    let one_instance = || async { (c.nodes[0].live_instances() == 1).then_some(()) };
+    eventually("a's instance to be dropped", one_instance).await;
     assert_eq!(
         json(c.call(0, &token, "counter", "a", "get", "").await),
         json!(3),
         "a's new instance read its state"
     );
+    eventually("b's instance to be dropped", one_instance).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

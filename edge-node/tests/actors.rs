@@ -395,3 +395,33 @@ async fn a_delegator_passes_on_an_attenuated_token_and_cannot_widen_it() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_heartbeat_stops_serving() {
+    let mut c = Cluster::start(1, |_| {}).await;
+    c.deploy("counter", latchkey_examples::COUNTER).await;
+    let token = c.invoke_token("counter").await;
+    assert_eq!(
+        json(c.call(0, &token, "counter", "k", "inc", "").await),
+        json!(1)
+    );
+    // The control plane goes away: no heartbeat succeeds, and the lease runs out on the node's
+    // own clock; from then on it refuses to serve, even the activation it holds in memory.
+    c.stop_control_plane();
+    let e = eventually("the node to stop serving", || async {
+        c.call(0, &token, "counter", "k", "get", "").await.err()
+    })
+    .await;
+    assert_eq!(e.code, ErrorCode::Unavailable, "{}", e.message);
+    assert!(e.retryable);
+    // The refusal is checked on every call; the heartbeat loop drops the activations on its
+    // next pass.
+    eventually("the activations to be dropped", || async {
+        (c.nodes[0].local_activations() == 0).then_some(())
+    })
+    .await;
+    let health = call_url(&c.node_url(0), &token, "counter", "k", "get", Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(health.code, ErrorCode::Unavailable);
+}

@@ -114,3 +114,41 @@ async fn a_stack_overflow_traps() {
         json!("fine")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_answers_overloaded() {
+    let c = Cluster::start(1, |n| {
+        n.mailbox_size = 2;
+        n.runtime.cpu_limit = Duration::from_secs(3);
+    })
+    .await;
+    c.deploy("hostile", latchkey_examples::HOSTILE).await;
+    let t = c.invoke_token("hostile").await;
+    // One call occupies the actor for seconds; the mailbox holds two more; the rest overflow.
+    let busy = {
+        let (url, t) = (c.node_url(0), t.clone());
+        tokio::spawn(
+            async move { common::call_url(&url, &t, "hostile", "h", "spin", Vec::new()).await },
+        )
+    };
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let (url, t) = (c.node_url(0), t.clone());
+        answers.push(tokio::spawn(async move {
+            common::call_url(&url, &t, "hostile", "h", "ok", Vec::new()).await
+        }));
+    }
+    let mut overloaded = 0;
+    for a in answers {
+        if let Err(e) = a.await.unwrap() {
+            assert_eq!(e.code, ErrorCode::Overloaded, "{}", e.message);
+            assert!(e.retryable);
+            overloaded += 1;
+        }
+    }
+    assert!(
+        overloaded >= 3,
+        "at most the mailbox's two calls wait; {overloaded} of 6 were refused"
+    );
+    let _ = busy.await;
+}

@@ -125,6 +125,13 @@ impl Cluster {
         .await
     }
 
+    /// Stops the control plane's HTTP server (the nodes keep running).
+    pub fn stop_control_plane(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }

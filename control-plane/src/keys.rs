@@ -8,6 +8,7 @@
 //! | `("latchkey","act",actor_type,key)` | generation versionstamp (10 B) ++ JSON `ActivationRecord` |
 //! | `("latchkey","state",actor_type,key)` ++ user key | the actor's value |
 //! | `("latchkey","commit",actor_type,key)` | last applied commit: generation (10 B) ++ seq (u64 BE) |
+//! | `("latchkey","outcome",actor_type,version,second)` | JSON `OutcomeCounts` reported by nodes |
 //! | `("latchkey","module",content_id)` | JSON `ModuleRecord` |
 //! | `("latchkey","chunk",content_id,index)` | up to 64 KiB of the component |
 //! | `("latchkey","deploy",actor_type)` | JSON `DeploymentRecord` |
@@ -71,6 +72,20 @@ pub fn state(prefix: &[u8], user_key: &[u8]) -> Vec<u8> {
 /// The last commit applied for an actor: generation (10 B) ++ sequence number (8 B, big-endian).
 pub fn last_commit(actor_type: &str, actor_key: &str) -> Vec<u8> {
     key(("commit", actor_type, actor_key))
+}
+
+/// Outcome counts of one version of an actor type in one second (bucket: Unix seconds of store
+/// time).
+pub fn outcome(actor_type: &str, version: &str, bucket: u64) -> Vec<u8> {
+    key(("outcome", actor_type, version, bucket))
+}
+
+/// Outcome buckets of one version from `first` up to and including `last`.
+pub fn outcomes(actor_type: &str, version: &str, first: u64, last: u64) -> RangeOptions {
+    RangeOptions::between(
+        outcome(actor_type, version, first),
+        outcome(actor_type, version, last.saturating_add(1)),
+    )
 }
 
 /// A module's metadata.

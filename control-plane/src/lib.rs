@@ -17,6 +17,7 @@ pub mod fencing;
 pub mod keys;
 pub mod records;
 pub mod registry;
+pub mod rollout;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -7,78 +7,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use latchkey_control_plane::{Config, ControlPlane};
-use latchkey_edge_node::{CallRequest, EdgeNode, NodeConfig, NodeInner};
-use latchkey_wire::admin::MintRequest;
-use latchkey_wire::client::Client;
+use latchkey_edge_node::NodeInner;
+
+mod support;
 
 const MEASURE: Duration = Duration::from_secs(4);
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("run with `cargo bench -p latchkey-edge-node --bench invoke` for figures");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    support::main("invoke", run);
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path().join("cp"));
-    config.lease.min_heartbeats = 1;
-    config.lease.heartbeat_interval_ms = 200;
-    let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
-        .await
-        .unwrap()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cp_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(latchkey_control_plane::api::serve(
-        opened.control_plane,
-        listener,
-        std::future::pending(),
-    ));
-    let admin = Client::new(&cp_url, &opened.new_admin_token.unwrap());
-    let node_token = admin.node_token("bench").await.unwrap().token;
-    let mut node_config = NodeConfig::new("bench", &cp_url, &node_token);
-    node_config.runtime.cache_dir = Some(dir.path().join("compiled"));
-    let node = EdgeNode::start(node_config).await.unwrap();
-    node.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let module = admin
-        .upload_module(latchkey_examples::COUNTER.to_vec())
-        .await
-        .unwrap();
-    admin
-        .deploy("counter", &module.content_id, None)
-        .await
-        .unwrap();
-    let token = admin
-        .mint(&MintRequest {
-            actor_type: Some("counter".into()),
-            rights: Some(vec!["invoke".into()]),
-            ..MintRequest::default()
-        })
-        .await
-        .unwrap()
-        .token;
-
+    let bench = support::Bench::start().await;
+    let (node, token) = (&bench.node, &bench.token);
     println!("| measure | ops/s | p50 | p99 |");
     println!("|---|---:|---:|---:|");
     for (actors, tasks) in [(1usize, 1usize), (1, 16), (10, 16), (1000, 64)] {
-        let (rate, p50, p99) = in_process(node.inner(), &token, actors, tasks).await;
+        let (rate, p50, p99) = in_process(node.inner(), token, actors, tasks).await;
         println!(
             "| warm invoke in process, counter `get`, {actors} actor(s), {tasks} concurrent callers | {rate:.0} | {p50:.1?} | {p99:.1?} |"
         );
     }
     let url = format!("http://{}", node.address());
     for method in ["get", "inc"] {
-        match wrk(&url, &token, method) {
+        match wrk(&url, token, method) {
             Some((rate, p50, p99)) => println!(
                 "| HTTP `{method}` with token check, 1,000 actors, wrk -t1 -c64 | {rate:.0} | {p50} | {p99} |"
             ),
@@ -87,20 +39,7 @@ async fn run() {
             }
         }
     }
-    node.shutdown().await;
-}
-
-fn request(token: &str, key: String) -> CallRequest {
-    CallRequest {
-        actor_type: "counter".into(),
-        key,
-        method: "get".into(),
-        payload: Bytes::new(),
-        token: Bytes::copy_from_slice(token.as_bytes()),
-        presenter: None,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(30),
-        forwarded: false,
-    }
+    bench.node.shutdown().await;
 }
 
 /// `tasks` callers loop over `actors` counters for [`MEASURE`]; every 16th call is timed.
@@ -111,7 +50,9 @@ async fn in_process(
     tasks: usize,
 ) -> (f64, Duration, Duration) {
     for a in 0..actors {
-        node.call(request(token, format!("a{a}"))).await.unwrap();
+        node.call(support::get(token, format!("a{a}")))
+            .await
+            .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -130,7 +71,7 @@ async fn in_process(
                 while !stop.load(Ordering::Relaxed) {
                     let timed = i % 16 == 0;
                     let t0 = Instant::now();
-                    node.call(request(&token, format!("a{}", i % actors)))
+                    node.call(support::get(&token, format!("a{}", i % actors)))
                         .await
                         .unwrap();
                     if timed {

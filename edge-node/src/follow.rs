@@ -3,6 +3,7 @@
 //! over from a snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use latchkey_wire::ErrorCode;
@@ -53,7 +54,7 @@ pub(crate) async fn follow(node: Arc<NodeInner>) {
     }
 }
 
-fn apply_snapshot(node: &NodeInner, snapshot: SyncSnapshot) {
+fn apply_snapshot(node: &Arc<NodeInner>, snapshot: SyncSnapshot) {
     let rejected = node.auth.set_trusted_keys(&snapshot.trusted_keys);
     if !rejected.is_empty() {
         tracing::error!(
@@ -63,20 +64,27 @@ fn apply_snapshot(node: &NodeInner, snapshot: SyncSnapshot) {
     }
     node.auth
         .set_revocations(snapshot.revocations.iter().map(|r| r.token_id.as_str()));
+    let mut changed = Vec::new();
     {
         let mut deployments = node
             .deployments
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        deployments.clear();
+        let before = std::mem::take(&mut *deployments);
         for d in snapshot.deployments {
+            if before.get(&d.actor_type) != Some(&d) {
+                changed.push(d.actor_type.clone());
+            }
             deployments.insert(d.actor_type.clone(), d);
         }
+    }
+    for actor_type in &changed {
+        deployment_changed(node, actor_type);
     }
     node.set_ready(|r| r.synced = true);
 }
 
-fn apply_event(node: &NodeInner, event: Event) {
+fn apply_event(node: &Arc<NodeInner>, event: Event) {
     match event {
         Event::Revocation(r) => node.auth.revoke([r.token_id.as_str()]),
         Event::TrustedKeys(keys) => {
@@ -89,10 +97,54 @@ fn apply_event(node: &NodeInner, event: Event) {
             }
         }
         Event::Deployment(d) => {
+            let actor_type = d.actor_type.clone();
             node.deployments
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(d.actor_type.clone(), d);
+                .insert(actor_type.clone(), d);
+            deployment_changed(node, &actor_type);
         }
     }
+}
+
+/// A deployment changed: compiles the versions it names (so that switching activations do not
+/// wait for the compiler), then has this node's activations of the type check their version.
+fn deployment_changed(node: &Arc<NodeInner>, actor_type: &str) {
+    let versions: Vec<String> = {
+        let deployments = node
+            .deployments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        deployments.get(actor_type).map_or_else(Vec::new, |d| {
+            d.active
+                .iter()
+                .chain(d.canary.as_ref().map(|c| &c.version))
+                .cloned()
+                .collect()
+        })
+    };
+    let node = Arc::clone(node);
+    let actor_type = actor_type.to_owned();
+    tokio::spawn(async move {
+        for version in versions {
+            let fetching = Arc::clone(&node);
+            let id = version.clone();
+            let prepared = node
+                .runtime
+                .prepare(&version, || async move {
+                    fetching
+                        .cp
+                        .fetch_module(&fetching.config.node_id, &id)
+                        .await
+                        .map_err(crate::error::CallError::from_client)
+                })
+                .await;
+            if let Err(error) = prepared {
+                tracing::warn!(%actor_type, %version, %error, "cannot prepare a deployed version ahead of use");
+            }
+        }
+        node.deployment_revision.fetch_add(1, Ordering::AcqRel);
+        let poked = node.table.poke(&actor_type);
+        tracing::info!(%actor_type, activations = poked, "deployment changed");
+    });
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`runtime`]: the one place wasmtime is configured.
 //! - `host`: the actor world's host capabilities (storage, actor calls, logging, clock).
-//! - `activation`: one actor's single live instance, its mailbox, and output gating.
+//! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
+//!   `upgrade`: switching a live activation to a newly deployed version.
 //! - `table`, `router`, `forward`: where actors are, and getting a call to them.
 //! - [`lease`]: the node's lease; `node`: registration, heartbeats, following the control plane.
 //! - `ingress`: the HTTP server.
@@ -16,11 +17,13 @@ mod follow;
 mod forward;
 mod host;
 mod ingress;
+mod instance;
 pub mod lease;
 mod node;
 mod router;
 pub mod runtime;
 mod table;
+mod upgrade;
 
 pub use config::{NodeArgs, NodeConfig};
 pub use error::CallError;

@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use latchkey_wire::ErrorCode;
-use latchkey_wire::admin::DeploymentInfo;
+use latchkey_wire::admin::{DeploymentInfo, OutcomeCounts};
 use latchkey_wire::client::Client;
 use latchkey_wire::lease::LeaseSettings;
-use latchkey_wire::node::{HeartbeatRequest, RegisterRequest};
+use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest, VersionOutcomes};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,11 +56,46 @@ pub struct NodeInner {
     pub(crate) ready: watch::Sender<Readiness>,
     /// Guest instances alive on this node.
     pub(crate) live_instances: Arc<AtomicUsize>,
+    /// Bumped whenever a deployment changes: activations compare it before each call.
+    pub(crate) deployment_revision: AtomicU64,
+    /// Call outcomes per (actor type, version) since the last report.
+    pub(crate) outcomes: Mutex<HashMap<(String, String), OutcomeCounts>>,
+    /// Activations switched to another version so far.
+    pub(crate) switches: AtomicU64,
+    /// Switches in progress, and activations waiting for their turn.
+    pub(crate) switching: crate::upgrade::Switching,
 }
 
 impl NodeInner {
     pub(crate) fn set_ready(&self, change: impl FnOnce(&mut Readiness)) {
         self.ready.send_modify(change);
+    }
+
+    /// The version actor `(actor_type, key)` should run, by the deployment this node follows.
+    pub(crate) fn target_version(&self, actor_type: &str, key: &str) -> Option<String> {
+        let deployments = self
+            .deployments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        deployments
+            .get(actor_type)?
+            .version_for(key)
+            .map(str::to_owned)
+    }
+
+    /// Counts one outcome of `version` of `actor_type`.
+    pub(crate) fn record(
+        &self,
+        actor_type: &str,
+        version: &str,
+        count: impl FnOnce(&mut OutcomeCounts),
+    ) {
+        let mut outcomes = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (actor_type.to_owned(), version.to_owned());
+        count(outcomes.entry(key).or_default());
     }
 }
 
@@ -87,7 +122,13 @@ impl EdgeNode {
         runtime_config.max_instances = runtime_config
             .max_instances
             .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
-        let runtime = Runtime::new(runtime_config).context("configuring wasmtime")?;
+        let slots = runtime_config.max_instances;
+        let runtime = Runtime::new(runtime_config).with_context(|| {
+            format!(
+                "configuring wasmtime with {slots} pooled instance slots (each needs its own \
+                 memory mappings; lower --max-activations or raise vm.max_map_count)"
+            )
+        })?;
         let (ready, _) = watch::channel(Readiness::default());
         let inner = Arc::new(NodeInner {
             cp: Client::new(&config.control_plane, &config.node_token),
@@ -102,6 +143,10 @@ impl EdgeNode {
             deployments: RwLock::new(HashMap::new()),
             ready,
             live_instances: Arc::default(),
+            deployment_revision: AtomicU64::new(0),
+            outcomes: Mutex::default(),
+            switches: AtomicU64::new(0),
+            switching: crate::upgrade::Switching::default(),
             config,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -109,6 +154,7 @@ impl EdgeNode {
             tokio::spawn(heartbeats(Arc::clone(&inner))),
             tokio::spawn(crate::follow::follow(Arc::clone(&inner))),
             tokio::spawn(sweep(Arc::clone(&inner))),
+            tokio::spawn(report_outcomes(Arc::clone(&inner))),
             tokio::spawn(crate::ingress::serve(Arc::clone(&inner), listener, async {
                 let _ = stopped.await;
             })),
@@ -151,6 +197,13 @@ impl EdgeNode {
     /// Activations held here now.
     pub fn local_activations(&self) -> usize {
         self.inner.table.local_count()
+    }
+
+    /// Activations switched to another code version so far.
+    pub fn switches(&self) -> u64 {
+        self.inner
+            .switches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Guest instances alive here now (an evicted activation's instance goes once its task has
@@ -255,6 +308,49 @@ async fn register(node: &NodeInner) -> LeaseSettings {
                 tracing::warn!(error = %e, "registration failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Every second, sends the call outcomes counted per version to the control plane (which may
+/// roll a version back); keeps them for the next attempt if it cannot.
+async fn report_outcomes(node: Arc<NodeInner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let taken = std::mem::take(
+            &mut *node
+                .outcomes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if taken.is_empty() {
+            continue;
+        }
+        let report = OutcomeReport {
+            outcomes: taken
+                .iter()
+                .map(|((actor_type, version), counts)| VersionOutcomes {
+                    actor_type: actor_type.clone(),
+                    version: version.clone(),
+                    counts: *counts,
+                })
+                .collect(),
+        };
+        match node.cp.report_outcomes(&node.config.node_id, &report).await {
+            Ok(ack) if !ack.rolled_back.is_empty() => {
+                tracing::warn!(actor_types = ?ack.rolled_back, "the control plane rolled back a version");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reporting call outcomes failed; keeping them for the next report");
+                let mut outcomes = node
+                    .outcomes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (key, counts) in taken {
+                    outcomes.entry(key).or_default().add(&counts);
+                }
             }
         }
     }

@@ -96,6 +96,26 @@ impl Table {
         }
     }
 
+    /// Drops the local activation of `id` if it is still `which` (a stale activation removing
+    /// itself must not remove a newer one).
+    pub(crate) fn remove_local(&self, id: &str, which: &dyn Fn(&Activation) -> bool) {
+        let mut local = lock(&self.local);
+        if local.peek(id).is_some_and(|a| which(a)) {
+            local.pop(id);
+        }
+    }
+
+    /// Asks every local activation of `actor_type` to check its code version now.
+    pub(crate) fn poke(&self, actor_type: &str) -> usize {
+        let prefix = actor_id(actor_type, "");
+        let local = lock(&self.local);
+        local
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, a)| a.poke())
+            .count()
+    }
+
     /// Drops every local activation (the lease lapsed or the epoch changed).
     pub(crate) fn clear_local(&self) -> usize {
         let mut local = lock(&self.local);

@@ -28,6 +28,17 @@ const EXAMPLES: [(&str, &str, &str); 5] = [
     ("delegator", "latchkey-example-delegator", "delegator"),
     ("hostile", "latchkey-example-hostile", "hostile"),
 ];
+/// `(package, feature, output name)` of each variant: the same example built again with one
+/// cargo feature, for tests that deploy versions over one another.
+const VARIANTS: [(&str, &str, &str); 3] = [
+    ("latchkey-example-counter", "v2", "counter-v2"),
+    ("latchkey-example-counter", "v3", "counter-v3"),
+    (
+        "latchkey-example-counter",
+        "failing-upgrade",
+        "counter-failing-upgrade",
+    ),
+];
 /// The first 8 bytes of a WASM component (magic, version 0x0d, layer 1).
 const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
@@ -82,8 +93,28 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join(PROFILE);
 
-    let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
+    let packages: Vec<&str> = EXAMPLES.iter().map(|(_, package, _)| *package).collect();
+    build(&cargo, &workspace, &target_dir, &packages, None);
+    for (_, package, name) in EXAMPLES {
+        copy_out(&target_dir, package, &out_dir.join(format!("{name}.wasm")));
+    }
+    // One at a time: each build of a package overwrites its output file.
+    for (package, feature, name) in VARIANTS {
+        build(&cargo, &workspace, &target_dir, &[package], Some(feature));
+        copy_out(&target_dir, package, &out_dir.join(format!("{name}.wasm")));
+    }
+}
+
+/// Runs the nested `cargo build` of `packages` (with `feature`, if given).
+fn build(
+    cargo: &OsStr,
+    workspace: &Path,
+    target_dir: &Path,
+    packages: &[&str],
+    feature: Option<&str>,
+) {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
         .args([
             "build",
             "--profile",
@@ -92,9 +123,12 @@ fn main() {
             TARGET,
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for (_, package, _) in EXAMPLES {
+        .arg(target_dir);
+    for package in packages {
         cmd.args(["-p", package]);
+    }
+    if let Some(feature) = feature {
+        cmd.args(["--features", feature]);
     }
     scrub_env(&mut cmd);
     // Build scripts' stdout carries instructions to cargo: keep the child's output off it.
@@ -105,26 +139,26 @@ fn main() {
     assert!(
         status.success(),
         "building the example actors for {TARGET} failed ({status}); run `cargo build --profile \
-         {PROFILE} --target {TARGET} -p latchkey-example-counter` in {} to see why",
+         {PROFILE} --target {TARGET} -p {}` in {} to see why",
+        packages.join(" -p "),
         workspace.display()
     );
+}
 
-    for (_, package, name) in EXAMPLES {
-        let built = target_dir
-            .join(TARGET)
-            .join(PROFILE)
-            .join(format!("{}.wasm", package.replace('-', "_")));
-        let bytes =
-            fs::read(&built).unwrap_or_else(|e| panic!("cannot read {}: {e}", built.display()));
-        assert!(
-            bytes.starts_with(&COMPONENT_HEADER),
-            "{} is not a WASM component (it starts with {:02x?})",
-            built.display(),
-            &bytes[..bytes.len().min(8)]
-        );
-        let dest = out_dir.join(format!("{name}.wasm"));
-        fs::write(&dest, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
-    }
+/// Checks that `package`'s output is a component and copies it to `dest`.
+fn copy_out(target_dir: &Path, package: &str, dest: &Path) {
+    let built = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    let bytes = fs::read(&built).unwrap_or_else(|e| panic!("cannot read {}: {e}", built.display()));
+    assert!(
+        bytes.starts_with(&COMPONENT_HEADER),
+        "{} is not a WASM component (it starts with {:02x?})",
+        built.display(),
+        &bytes[..bytes.len().min(8)]
+    );
+    fs::write(dest, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
 }
 
 /// Removes what the outer build sets for its own (host) compilation and cargo would honour in

@@ -8,8 +8,8 @@ use http::{Method, Request};
 use hyper::body::Incoming;
 use latchkey_caps::{Capability, Request as Access, Rights};
 use latchkey_wire::node::{
-    CommitRequest, EnsureActivationRequest, Fence, HeartbeatRequest, ReadStateRequest,
-    RegisterRequest, SelfToken, node_audience,
+    CommitRequest, EnsureActivationRequest, Fence, HeartbeatRequest, OutcomeReport,
+    ReadStateRequest, RegisterRequest, SelfToken, UpgradeRequest, node_audience,
 };
 use latchkey_wire::{ApiError, NODE_CONTENT_TYPE, decode, encode};
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub(super) fn is_node_route(rest: &[&str]) -> bool {
         rest,
         ["register" | "heartbeat" | "activations" | "sync" | "watch" | "self-token"]
             | ["state", "read" | "commit"]
+            | ["activations", "upgrade"]
+            | ["outcomes"]
             | ["modules", _]
     )
 }
@@ -75,6 +77,23 @@ pub(super) async fn handle(
             Ok(reply(
                 &blocking(move || registry.ensure_activation(&node, &request)).await?,
             ))
+        }
+        (&Method::POST, ["activations", "upgrade"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: UpgradeRequest = decode(&body)?;
+            Ok(reply(
+                &blocking(move || registry.upgrade_activation(&node, &request)).await?,
+            ))
+        }
+        (&Method::POST, ["outcomes"]) => {
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let report: OutcomeReport = decode(&body)?;
+            let ack = blocking(move || registry.record_outcomes(&report)).await?;
+            if !ack.rolled_back.is_empty() {
+                tracing::warn!(actor_types = ?ack.rolled_back, "rolled back automatically");
+                cp.feed_changed();
+            }
+            Ok(reply(&ack))
         }
         (&Method::POST, ["state", "read"]) => {
             let body = read_body(req.into_body(), super::MAX_BODY).await?;

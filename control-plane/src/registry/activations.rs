@@ -4,7 +4,7 @@
 use latchkey_store::Versionstamp;
 use latchkey_wire::Generation;
 use latchkey_wire::admin::ActivationInfo;
-use latchkey_wire::node::{Activation, EnsureActivationRequest};
+use latchkey_wire::node::{Activation, EnsureActivationRequest, UpgradeRequest};
 
 use super::Registry;
 use super::deployments::DeploymentRecord;
@@ -41,7 +41,10 @@ impl Registry {
         let act_key = keys::activation(actor_type, key);
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
-            if let Some((generation, record)) = get_stamped::<ActivationRecord>(tx, &act_key, false)? {
+            let existing = get_stamped::<ActivationRecord>(tx, &act_key, false)?;
+            // The version that last ran the actor: its stored state is in that version's format.
+            let last_version = existing.as_ref().map(|(_, r)| r.module_version.clone());
+            if let Some((generation, record)) = existing {
                 // A conflicting read: a heartbeat of the owner racing this placement makes one of
                 // the two transactions retry, so a renewal and a move are never both decided on
                 // the same lease.
@@ -61,15 +64,18 @@ impl Registry {
                 }
             }
             let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
-            let version = deployment
+            let target = deployment
                 .as_ref()
                 .and_then(|d| d.version_for(actor_type, key))
                 .ok_or_else(|| {
                     RegistryError::NotFound(format!(
                         "actor type `{actor_type}` has no deployed version; deploy a module first"
                     ))
-                })?
-                .to_owned();
+                })?;
+            // An actor placed again resumes on the version that last ran it; the node then
+            // switches it to `target` through the upgrade path, so the new version's upgrade
+            // hook sees every change of version. A new actor starts on `target`.
+            let version = last_version.unwrap_or(target);
             // Try the requester alone first, so a placement does not read (and conflict with)
             // every node record in the fleet.
             let me = get_stamped::<NodeRecord>(tx, &keys::node(requester), false)?;
@@ -139,6 +145,66 @@ impl Registry {
                     module_version: record.module_version,
                 }
             }
+        })
+    }
+
+    /// Switches a live activation to `request.version` (the deployment's version for its key):
+    /// checks the old fence, writes a new activation record (a new generation: nothing running
+    /// the old code can read or commit again) and applies the upgrade hook's writes, in one
+    /// transaction. The next commit of the new generation is number 1.
+    pub fn upgrade_activation(
+        &self,
+        node_id: &str,
+        request: &UpgradeRequest,
+    ) -> Result<Activation, RegistryError> {
+        self.check_writes(&request.writes)?;
+        let fence = &request.fence;
+        let (actor_type, key) = (fence.actor_type.as_str(), fence.key.as_str());
+        let act_key = keys::activation(actor_type, key);
+        let prefix = keys::state_prefix(actor_type, key);
+        let committed = self.run(|tx| {
+            let now = tx.read_version()?;
+            self.check_fence(tx, node_id, fence, now)?;
+            let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?
+                .ok_or_else(|| RegistryError::NotFound(format!("actor type `{actor_type}` has no deployment")))?;
+            let target = deployment.version_for(actor_type, key);
+            if target.as_deref() != Some(request.version.as_str()) {
+                return Err(RegistryError::Conflict(format!(
+                    "the deployment of `{actor_type}` runs {} for key `{key}`, not {}; follow the deployment and retry",
+                    target.as_deref().unwrap_or("nothing"),
+                    request.version
+                )));
+            }
+            let address = get_stamped::<NodeRecord>(tx, &keys::node(node_id), true)?
+                .map(|(_, n)| n.address)
+                .unwrap_or_default();
+            put_stamped(
+                tx,
+                &act_key,
+                &ActivationRecord {
+                    node_id: node_id.to_owned(),
+                    node_epoch: fence.node_epoch,
+                    module_version: request.version.clone(),
+                },
+            )?;
+            // The new generation starts its commit numbering afresh (its stamp is this commit's).
+            let mut last = latchkey_store::INCOMPLETE_VERSIONSTAMP.to_vec();
+            last.extend_from_slice(&0u64.to_be_bytes());
+            tx.set_versionstamped_value(&keys::last_commit(actor_type, key), &last, 0)?;
+            super::state::apply_writes(tx, &prefix, &request.writes)?;
+            Ok(address)
+        })?;
+        let stamp = committed.versionstamp.ok_or_else(|| {
+            RegistryError::Unavailable("the upgrade committed without a versionstamp".into())
+        })?;
+        Ok(Activation {
+            actor_type: actor_type.to_owned(),
+            key: key.to_owned(),
+            node_id: node_id.to_owned(),
+            node_address: committed.value,
+            node_epoch: fence.node_epoch,
+            generation: Generation(stamp.to_bytes()),
+            module_version: request.version.clone(),
         })
     }
 

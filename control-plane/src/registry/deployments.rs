@@ -5,7 +5,6 @@
 use latchkey_wire::admin::{
     CanaryInfo, DeploymentDetail, DeploymentInfo, HistoryEntry, RollbackPolicy,
 };
-use latchkey_wire::canary;
 use latchkey_wire::node::Event;
 use serde::{Deserialize, Serialize};
 
@@ -28,15 +27,17 @@ pub struct DeploymentRecord {
     pub policy: RollbackPolicy,
     /// Counts changes.
     pub revision: u64,
+    /// Second (of the store's clock) since which the version on trial has been on trial: only
+    /// outcomes from then on count towards an automatic rollback.
+    #[serde(default)]
+    pub trial_since: u64,
 }
 
 impl DeploymentRecord {
-    /// The version actor `key` runs: the canary's if the key is in its bucket range.
-    pub fn version_for(&self, actor_type: &str, key: &str) -> Option<&str> {
-        match &self.canary {
-            Some(c) if canary::in_canary(actor_type, key, c.basis_points) => Some(&c.version),
-            _ => self.active.as_deref(),
-        }
+    /// The version actor `key` runs ([`DeploymentInfo::version_for`]: the canary's for keys in
+    /// its buckets, else the active one).
+    pub fn version_for(&self, actor_type: &str, key: &str) -> Option<String> {
+        self.info(actor_type).version_for(key).map(str::to_owned)
     }
 
     /// The API view.
@@ -132,7 +133,7 @@ pub fn apply(current: &DeploymentRecord, op: &DeployOp) -> Result<DeploymentReco
                 }
                 _ => {}
             }
-            if *basis_points > canary::BUCKETS {
+            if *basis_points > latchkey_wire::canary::BUCKETS {
                 return Err(RegistryError::BadRequest(
                     "a canary covers 0 to 100% of keys".into(),
                 ));
@@ -197,38 +198,7 @@ impl Registry {
         reason: Option<&str>,
     ) -> Result<DeploymentInfo, RegistryError> {
         self.check_name("actor type", actor_type)?;
-        let key = keys::deployment(actor_type);
-        let committed = self.run(|tx| {
-            let now = tx.read_version()?;
-            if let Some(version) = op.version()
-                && tx.get(&keys::module(version))?.is_none()
-            {
-                return Err(RegistryError::NotFound(format!(
-                    "no module with content id {version}; upload it first"
-                )));
-            }
-            let current = get_json::<DeploymentRecord>(tx, &key)?.unwrap_or_default();
-            let next = apply(&current, op)?;
-            if next == current {
-                return Ok(next);
-            }
-            put_json(tx, &key, &next)?;
-            let entry = HistoryEntry {
-                at: now,
-                action: op.action().into(),
-                version: match op {
-                    DeployOp::Canary(v, _) => Some(v.clone()),
-                    _ => next.active.clone(),
-                },
-                from: current.active.clone(),
-                reason: reason.map(str::to_owned),
-            };
-            let (history_key, offset) = keys::history_entry(actor_type);
-            let body = serde_json::to_vec(&entry).expect("history entries serialise");
-            tx.set_versionstamped_key(&history_key, offset, &body)?;
-            append_event(tx, &Event::Deployment(next.info(actor_type)))?;
-            Ok(next)
-        })?;
+        let committed = self.run(|tx| change_in(tx, actor_type, op, reason))?;
         Ok(committed.value.info(actor_type))
     }
 
@@ -271,6 +241,50 @@ impl Registry {
     pub fn deployments(&self) -> Result<Vec<DeploymentInfo>, RegistryError> {
         Ok(self.run(|tx| read_deployments(tx))?.value)
     }
+}
+
+/// Applies a deployment change inside `tx`: the record, a history entry and a feed event.
+pub(crate) fn change_in(
+    tx: &mut dyn latchkey_store::Transaction,
+    actor_type: &str,
+    op: &DeployOp,
+    reason: Option<&str>,
+) -> Result<DeploymentRecord, RegistryError> {
+    let now = tx.read_version()?;
+    if let Some(version) = op.version()
+        && tx.get(&keys::module(version))?.is_none()
+    {
+        return Err(RegistryError::NotFound(format!(
+            "no module with content id {version}; upload it first"
+        )));
+    }
+    let key = keys::deployment(actor_type);
+    let current = get_json::<DeploymentRecord>(tx, &key)?.unwrap_or_default();
+    let mut next = apply(&current, op)?;
+    if next == current {
+        return Ok(next);
+    }
+    if crate::rollout::on_trial(&next.info(actor_type))
+        != crate::rollout::on_trial(&current.info(actor_type))
+    {
+        next.trial_since = now / latchkey_store::VERSIONS_PER_SECOND;
+    }
+    put_json(tx, &key, &next)?;
+    let entry = HistoryEntry {
+        at: now,
+        action: op.action().into(),
+        version: match op {
+            DeployOp::Canary(v, _) => Some(v.clone()),
+            _ => next.active.clone(),
+        },
+        from: current.active.clone(),
+        reason: reason.map(str::to_owned),
+    };
+    let (history_key, offset) = keys::history_entry(actor_type);
+    let body = serde_json::to_vec(&entry).expect("history entries serialise");
+    tx.set_versionstamped_key(&history_key, offset, &body)?;
+    append_event(tx, &Event::Deployment(next.info(actor_type)))?;
+    Ok(next)
 }
 
 /// Every deployment, read in `tx`.
@@ -380,13 +394,15 @@ mod tests {
             basis_points: 1_000,
         });
         let on_canary = (0..1_000)
-            .filter(|i| d.version_for("counter", &format!("k{i}")) == Some("v2"))
+            .filter(|i| d.version_for("counter", &format!("k{i}")).as_deref() == Some("v2"))
             .count();
         assert!(
             (60..140).contains(&on_canary),
             "{on_canary} of 1000 keys on a 10% canary"
         );
         d.canary.as_mut().unwrap().basis_points = 0;
-        assert!((0..100).all(|i| d.version_for("counter", &format!("k{i}")) == Some("v1")));
+        assert!(
+            (0..100).all(|i| d.version_for("counter", &format!("k{i}")).as_deref() == Some("v1"))
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod deployments;
 mod feed;
 mod modules;
 mod nodes;
+mod outcomes;
 mod state;
 
 use std::sync::Arc;

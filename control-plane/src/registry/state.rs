@@ -19,7 +19,7 @@ use latchkey_wire::limits::MAX_LIST;
 
 impl Registry {
     /// Fails unless `node_id` holds the activation the fence names, right now.
-    fn check_fence(
+    pub(super) fn check_fence(
         &self,
         tx: &mut dyn Transaction,
         node_id: &str,
@@ -120,13 +120,7 @@ impl Registry {
             let mut last = fence.generation.0.to_vec();
             last.extend_from_slice(&request.seq.to_be_bytes());
             tx.set(&last_key, &last)?;
-            for write in &request.writes {
-                match write {
-                    StateWrite::Put(k, v) => tx.set(&keys::state(&prefix, k), v)?,
-                    StateWrite::Delete(k) => tx.clear(&keys::state(&prefix, k))?,
-                    StateWrite::DeleteAll => tx.clear_range(&prefix, &prefix_end(&prefix))?,
-                }
-            }
+            apply_writes(tx, &prefix, &request.writes)?;
             Ok(now)
         })?;
         Ok(CommitResponse {
@@ -147,7 +141,7 @@ impl Registry {
         Ok(())
     }
 
-    fn check_writes(&self, writes: &[StateWrite]) -> Result<(), RegistryError> {
+    pub(super) fn check_writes(&self, writes: &[StateWrite]) -> Result<(), RegistryError> {
         let limits = self.limits();
         if writes.len() > limits.max_commit_writes {
             return Err(RegistryError::TooLarge(format!(
@@ -185,6 +179,22 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Applies an actor's writes, in order, to its state keys.
+pub(super) fn apply_writes(
+    tx: &mut dyn Transaction,
+    prefix: &[u8],
+    writes: &[StateWrite],
+) -> Result<(), RegistryError> {
+    for write in writes {
+        match write {
+            StateWrite::Put(k, v) => tx.set(&keys::state(prefix, k), v)?,
+            StateWrite::Delete(k) => tx.clear(&keys::state(prefix, k))?,
+            StateWrite::DeleteAll => tx.clear_range(prefix, &prefix_end(prefix))?,
+        }
+    }
+    Ok(())
 }
 
 /// The store range for an actor's `list`: keys with `prefix`, at or after `start`, before `end`.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fixtures;
+
 use std::sync::Arc;
 
 use latchkey_control_plane::{Limits, Registry};

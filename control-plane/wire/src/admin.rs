@@ -80,6 +80,78 @@ pub struct DeploymentInfo {
     pub revision: u64,
 }
 
+impl DeploymentInfo {
+    /// The version actor `key` runs: the canary's if the key is in the canary's buckets, else
+    /// the active one. Nodes and the control plane both decide with this.
+    pub fn version_for(&self, key: &str) -> Option<&str> {
+        match &self.canary {
+            Some(c) if crate::canary::in_canary(&self.actor_type, key, c.basis_points) => {
+                Some(&c.version)
+            }
+            _ => self.active.as_deref(),
+        }
+    }
+}
+
+/// Outcomes of calls to one version of an actor type, as nodes count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    /// Calls answered normally (including client errors such as a bad payload).
+    pub ok: u64,
+    /// Calls whose handler returned `failed`.
+    pub guest_errors: u64,
+    /// Calls that trapped.
+    pub traps: u64,
+    /// Calls stopped by the CPU time limit.
+    pub cpu_limits: u64,
+    /// Calls stopped by the memory limit.
+    pub memory_limits: u64,
+    /// Upgrades to this version whose hook failed (the actor stayed on its old version).
+    pub upgrade_failures: u64,
+}
+
+impl OutcomeCounts {
+    /// Every outcome counted.
+    pub fn total(&self) -> u64 {
+        self.ok + self.errors()
+    }
+
+    /// Everything but `ok`.
+    pub fn errors(&self) -> u64 {
+        self.guest_errors
+            + self.traps
+            + self.cpu_limits
+            + self.memory_limits
+            + self.upgrade_failures
+    }
+
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: &OutcomeCounts) {
+        self.ok += other.ok;
+        self.guest_errors += other.guest_errors;
+        self.traps += other.traps;
+        self.cpu_limits += other.cpu_limits;
+        self.memory_limits += other.memory_limits;
+        self.upgrade_failures += other.upgrade_failures;
+    }
+}
+
+impl std::fmt::Display for OutcomeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} calls: {} ok, {} guest errors, {} traps, {} over the CPU limit, {} over the memory limit, {} failed upgrades",
+            self.total(),
+            self.ok,
+            self.guest_errors,
+            self.traps,
+            self.cpu_limits,
+            self.memory_limits,
+            self.upgrade_failures
+        )
+    }
+}
+
 /// `GET /v1/deployments/{type}`: the deployment and its history, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {

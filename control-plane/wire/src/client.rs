@@ -20,8 +20,8 @@ use crate::admin::{
 };
 use crate::node::{
     Activation, Changes, CommitRequest, CommitResponse, EnsureActivationRequest, Fence,
-    HeartbeatRequest, HeartbeatResponse, ReadStateRequest, ReadStateResponse, RegisterRequest,
-    RegisterResponse, SelfToken, SyncSnapshot,
+    HeartbeatRequest, HeartbeatResponse, OutcomeAck, OutcomeReport, ReadStateRequest,
+    ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
 };
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 
@@ -471,6 +471,36 @@ impl Client {
             Method::POST,
             &format!("/v1/nodes/{node_id}/state/commit"),
             encode(request),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Switches an activation to a new version (with its upgrade hook's writes).
+    pub async fn upgrade_activation(
+        &self,
+        node_id: &str,
+        request: &UpgradeRequest,
+    ) -> Result<Activation, ClientError> {
+        self.node(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/activations/upgrade"),
+            encode(request),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Reports call outcomes per version.
+    pub async fn report_outcomes(
+        &self,
+        node_id: &str,
+        report: &OutcomeReport,
+    ) -> Result<OutcomeAck, ClientError> {
+        self.node(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/outcomes"),
+            encode(report),
             self.timeout,
         )
         .await

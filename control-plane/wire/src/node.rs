@@ -11,6 +11,8 @@
 //! | `POST state/read` | [`ReadStateRequest`] | [`ReadStateResponse`] |
 //! | `POST state/commit` | [`CommitRequest`] | [`CommitResponse`] |
 //! | `POST self-token` | [`Fence`] | [`SelfToken`] |
+//! | `POST activations/upgrade` | [`UpgradeRequest`] | [`Activation`] (new generation) |
+//! | `POST outcomes` | [`OutcomeReport`] | [`OutcomeAck`] |
 //! | `GET modules/{content_id}` | — | the component bytes |
 //! | `GET sync` | — | [`SyncSnapshot`] |
 //! | `GET watch?after={cursor}&wait_ms={ms}` | — | [`Changes`] (410 if the cursor is too old) |
@@ -18,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Generation;
-use crate::admin::{DeploymentInfo, RevocationInfo};
+use crate::admin::{DeploymentInfo, OutcomeCounts, RevocationInfo};
 use crate::lease::LeaseSettings;
 
 /// The audience a node's capability names.
@@ -135,6 +137,45 @@ pub struct SelfToken {
     pub token: String,
     /// Unix seconds at which it expires.
     pub expires_at: u64,
+}
+
+/// `POST /v1/nodes/{id}/activations/upgrade`: switch a live activation to `version`, the
+/// deployment's version for its key. In one transaction the control plane checks the old fence,
+/// writes a new activation record (a new generation, so nothing running the old code can commit
+/// again) and applies `writes` (those of the new version's upgrade hook).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRequest {
+    /// The activation as it runs now.
+    pub fence: Fence,
+    /// The version to switch to.
+    pub version: String,
+    /// Writes of the upgrade hook, applied atomically with the switch.
+    pub writes: Vec<StateWrite>,
+}
+
+/// Outcomes of one version of one actor type since the last report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionOutcomes {
+    /// Actor type.
+    pub actor_type: String,
+    /// Module version (content id).
+    pub version: String,
+    /// Counts.
+    pub counts: OutcomeCounts,
+}
+
+/// `POST /v1/nodes/{id}/outcomes`: what calls did, per version, since the last report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeReport {
+    /// One entry per (actor type, version) with calls.
+    pub outcomes: Vec<VersionOutcomes>,
+}
+
+/// The control plane's answer to a report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeAck {
+    /// Actor types this report made the control plane roll back.
+    pub rolled_back: Vec<String>,
 }
 
 /// Which of an actor's stored entries to read.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
-use latchkey_wire::admin::{MintRequest, RevokeRequest};
+use latchkey_wire::admin::{MintRequest, RevokeRequest, RollbackPolicy};
 use latchkey_wire::client::Client;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
@@ -117,6 +117,23 @@ pub(crate) enum AdminCommand {
         /// Why, for the history.
         #[arg(long)]
         reason: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set an actor type's automatic rollback policy: roll the version on trial back when more
+    /// than --max-error-rate of at least --min-calls calls within --window seconds fail.
+    Policy {
+        /// Actor type.
+        actor_type: String,
+        /// Fraction of failed calls (guest errors, traps, limits, failed upgrades), 0 to 1.
+        #[arg(long)]
+        max_error_rate: f64,
+        /// Window, in seconds.
+        #[arg(long)]
+        window: u64,
+        /// Fewest calls in the window to judge by.
+        #[arg(long)]
+        min_calls: u64,
         #[command(flatten)]
         target: Target,
     },
@@ -272,6 +289,20 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .deployment_action(&actor_type, &action, reason.as_deref())
                 .await?,
         ),
+        AdminCommand::Policy {
+            actor_type,
+            max_error_rate,
+            window,
+            min_calls,
+            target,
+        } => {
+            let policy = RollbackPolicy {
+                max_error_rate,
+                window_secs: window,
+                min_calls,
+            };
+            print(&target.client()?.set_policy(&actor_type, &policy).await?)
+        }
         AdminCommand::Deployment { actor_type, target } => {
             print(&target.client()?.deployment(&actor_type).await?)
         }

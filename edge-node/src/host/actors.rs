@@ -118,6 +118,7 @@ impl Host for HostState {
             Err(e) => {
                 // The signature cannot carry an error: fail the call instead of handing out
                 // something unusable.
+                self.actor.fenced = e.code() == Some(latchkey_wire::ErrorCode::Fenced);
                 self.actor.poisoned = Some(format!("obtaining the actor's own token failed: {e}"));
                 String::new()
             }

@@ -144,6 +144,8 @@ pub(crate) struct ActorCtx {
     /// Set when the activation turned out stale or the control plane failed mid-call: the call
     /// fails with this reason and the instance is reset, whatever the guest returned.
     pub(crate) poisoned: Option<String>,
+    /// The poison is a stale fence: the activation was replaced.
+    pub(crate) fenced: bool,
     pub(crate) self_token: Option<(String, u64)>,
     /// The last error-level line the guest logged during the call (a panic, for SDK actors).
     pub(crate) last_error: Option<String>,

@@ -36,7 +36,8 @@ impl HostState {
             Err(e) => {
                 let message = format!("reading storage failed: {e}");
                 self.actor.poisoned = Some(message.clone());
-                Err(if e.code() == Some(ErrorCode::Fenced) {
+                self.actor.fenced = e.code() == Some(ErrorCode::Fenced);
+                Err(if self.actor.fenced {
                     StorageError::Fenced(message)
                 } else {
                     StorageError::Unavailable(message)

@@ -69,6 +69,10 @@ impl Cluster {
         let token = self.admin.node_token(id).await.unwrap().token;
         let mut config = NodeConfig::new(id, &self.cp_url, &token);
         config.runtime.cache_dir = Some(self.dir.path().join("compiled"));
+        // Several nodes share this test process, and each pooled instance slot costs memory
+        // mappings (the stack's guard page): keep the pools small enough for vm.max_map_count.
+        config.max_activations = 1_000;
+        config.runtime.max_instances = 1_000;
         tune(&mut config);
         let node = EdgeNode::start(config).await.unwrap();
         node.wait_ready(Duration::from_secs(20)).await.unwrap();
@@ -190,19 +194,28 @@ pub fn json(answer: Result<Bytes, ApiError>) -> serde_json::Value {
 
 /// Polls `check` until it returns `Some`, for effects that propagate asynchronously (such as a
 /// revocation reaching a node through the change feed); fails after 10 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    eventually_within(what, 10, check).await
+}
+
+/// [`eventually`] with a bound of `secs` seconds.
+pub async fn eventually_within<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check().await {
             return v;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what} did not happen within 10 s"
+            "{what} did not happen within {secs} s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -11,8 +11,19 @@
 //! }
 //! ```
 
-/// The `counter` actor: `get`, `inc`, `reset`.
+/// The `counter` actor: `get`, `inc`, `reset`, `version`, `upgraded_from`.
 pub const COUNTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/counter.wasm"));
+
+/// `counter` built with its `v2` feature: the same behaviour under another release label (and
+/// so another content id), to deploy over [`COUNTER`].
+pub const COUNTER_V2: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/counter-v2.wasm"));
+
+/// `counter` built with its `v3` feature: `inc` panics, so its calls trap. For rollback tests.
+pub const COUNTER_V3: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/counter-v3.wasm"));
+
+/// `counter` built with its `failing-upgrade` feature: its upgrade hook refuses.
+pub const COUNTER_FAILING_UPGRADE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/counter-failing-upgrade.wasm"));
 
 /// The `rate-limiter` actor: `configure`, `try_acquire`.
 pub const RATE_LIMITER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rate-limiter.wasm"));

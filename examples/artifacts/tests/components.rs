@@ -5,7 +5,16 @@ use latchkey_control_plane::validate::{HANDLER_EXPORT, validate_component};
 
 #[test]
 fn every_example_is_a_valid_actor_component() {
-    for (actor_type, bytes) in latchkey_examples::all() {
+    let variants = [
+        ("counter-v2", latchkey_examples::COUNTER_V2),
+        ("counter-v3", latchkey_examples::COUNTER_V3),
+        (
+            "counter-failing-upgrade",
+            latchkey_examples::COUNTER_FAILING_UPGRADE,
+        ),
+        ("hostile", latchkey_examples::HOSTILE),
+    ];
+    for (actor_type, bytes) in latchkey_examples::all().into_iter().chain(variants) {
         assert!(
             bytes.starts_with(&[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]),
             "{actor_type} is not a component"
@@ -31,5 +40,20 @@ fn actor_types_are_distinct_and_named_as_documented() {
             "an example grew past 1 MiB: {}",
             bytes.len()
         );
+    }
+}
+
+#[test]
+fn counter_variants_are_distinct_versions() {
+    let builds = [
+        latchkey_examples::COUNTER,
+        latchkey_examples::COUNTER_V2,
+        latchkey_examples::COUNTER_V3,
+        latchkey_examples::COUNTER_FAILING_UPGRADE,
+    ];
+    for (i, a) in builds.iter().enumerate() {
+        for b in &builds[i + 1..] {
+            assert_ne!(a, b, "two counter variants built to the same bytes");
+        }
     }
 }

@@ -1,0 +1,274 @@
+//! One activation's guest instance and everything that happens around a guest call:
+//! instantiation, the `on-activate` hook, output gating (committing a call's writes through the
+//! control plane's fenced, idempotent commit before its answer is released), and naming what
+//! stopped a failed call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use latchkey_wire::ErrorCode;
+use latchkey_wire::node::{Activation as Placement, CommitRequest};
+use tokio::time::Instant;
+use wasmtime::Store;
+
+use crate::error::CallError;
+use crate::host::{ActorCtx, CallWrites, HostState, ReadCache};
+use crate::node::NodeInner;
+use crate::runtime::bindings::Actor;
+use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
+use crate::runtime::bindings::latchkey::actor::types::Context;
+
+/// A live guest instance.
+pub(crate) struct Instance {
+    pub(crate) store: Store<HostState>,
+    pub(crate) actor: Actor,
+    _counted: Counted,
+}
+
+/// Keeps the node's count of live instances: +1 when made, -1 when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What stopped a guest call, for the per-version outcome counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Trap,
+    Cpu,
+    Memory,
+    /// Not the guest's doing (the host could not run it).
+    Host,
+}
+
+/// The call context a guest sees.
+pub(crate) fn context(placement: &Placement, caller: Option<String>) -> Context {
+    Context {
+        actor_type: placement.actor_type.clone(),
+        key: placement.key.clone(),
+        caller,
+        code_version: placement.module_version.clone(),
+    }
+}
+
+/// Prepares `placement`'s version (fetching and compiling it once per node) and instantiates it,
+/// without running any hook. Reads go through `cache` and are fenced with `placement`.
+pub(crate) async fn instantiate(
+    node: &Arc<NodeInner>,
+    placement: &Placement,
+    cache: ReadCache,
+    self_token: Option<(String, u64)>,
+    deadline: Instant,
+) -> Result<Instance, (CallError, Stop)> {
+    let fetching = Arc::clone(node);
+    let version = placement.module_version.clone();
+    let pre = node
+        .runtime
+        .prepare(&placement.module_version, || async move {
+            fetching
+                .cp
+                .fetch_module(&fetching.config.node_id, &version)
+                .await
+                .map_err(CallError::from_client)
+        })
+        .await
+        .map_err(|e| (e, Stop::Host))?;
+    let actor_ctx = ActorCtx {
+        node: Arc::clone(node),
+        fence: placement.fence(),
+        context: context(placement, None),
+        cache,
+        writes: CallWrites::default(),
+        poisoned: None,
+        fenced: false,
+        self_token,
+        last_error: None,
+        deadline,
+    };
+    let state = HostState::new(actor_ctx, node.runtime.config().memory_limit);
+    let mut store = node.runtime.new_store(state);
+    node.runtime.arm_cpu_budget(&mut store);
+    let actor = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| classify(&store, &e, "instantiation"))?;
+    node.live_instances.fetch_add(1, Ordering::Relaxed);
+    Ok(Instance {
+        store,
+        actor,
+        _counted: Counted(Arc::clone(&node.live_instances)),
+    })
+}
+
+impl Instance {
+    /// Starts a call: context, empty write buffer, deadline, CPU budget.
+    pub(crate) fn begin(&mut self, node: &NodeInner, context: Context, deadline: Instant) {
+        let actor = &mut self.store.data_mut().actor;
+        actor.context = context;
+        actor.writes = CallWrites::default();
+        actor.poisoned = None;
+        actor.fenced = false;
+        actor.last_error = None;
+        actor.deadline = deadline;
+        node.runtime.arm_cpu_budget(&mut self.store);
+    }
+
+    /// Runs `on-activate` (the call's writes are left for [`Instance::commit`]).
+    pub(crate) async fn on_activate(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
+        let ctx = self.store.data().actor.context.clone();
+        let handler = self.actor.latchkey_actor_handler();
+        let run = handler.call_on_activate(&mut self.store, &ctx);
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        settle(&self.store, outcome, "on-activate")
+    }
+
+    /// Runs `on-upgrade(previous)` (writes are left for the switch to commit).
+    pub(crate) async fn on_upgrade(
+        &mut self,
+        previous: &str,
+        deadline: Instant,
+    ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
+        let ctx = self.store.data().actor.context.clone();
+        let handler = self.actor.latchkey_actor_handler();
+        let run = handler.call_on_upgrade(&mut self.store, &ctx, previous);
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        settle(&self.store, outcome, "on-upgrade")
+    }
+
+    /// Runs `handle(method, payload)`.
+    pub(crate) async fn handle(
+        &mut self,
+        method: &str,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<Result<Vec<u8>, GuestError>, (CallError, Stop)> {
+        let ctx = self.store.data().actor.context.clone();
+        let handler = self.actor.latchkey_actor_handler();
+        let run = handler.call_handle(&mut self.store, &ctx, method, payload);
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        settle(&self.store, outcome, method)
+    }
+
+    /// The reason the call must fail whatever the guest returned (a storage read was fenced or
+    /// the control plane failed), if any.
+    pub(crate) fn take_poison(&mut self) -> Option<String> {
+        self.store.data_mut().actor.poisoned.take()
+    }
+
+    /// Output gating: commits the call's writes (number `seq`) before its answer is released.
+    /// On failure, says whether the activation was fenced (replaced).
+    pub(crate) async fn commit(
+        &mut self,
+        node: &NodeInner,
+        seq: &mut u64,
+    ) -> Result<(), (CallError, bool)> {
+        let actor = &mut self.store.data_mut().actor;
+        if actor.writes.is_empty() {
+            return Ok(());
+        }
+        *seq += 1;
+        let request = CommitRequest {
+            fence: actor.fence.clone(),
+            seq: *seq,
+            writes: actor.writes.to_commit(),
+        };
+        commit(node, &request).await?;
+        let writes = std::mem::take(&mut actor.writes);
+        actor.cache.apply(&writes);
+        Ok(())
+    }
+}
+
+/// Commits, resending while the outcome is unknown (transport failures, unavailability) and the
+/// lease lasts; the commit is idempotent, so a resend never applies twice.
+async fn commit(node: &NodeInner, request: &CommitRequest) -> Result<(), (CallError, bool)> {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match node.cp.commit_state(&node.config.node_id, request).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code() == Some(ErrorCode::Fenced) => {
+                return Err((
+                    CallError::Unavailable(format!(
+                        "the activation was replaced while the call ran ({e}); nothing of the call was committed, retry"
+                    )),
+                    true,
+                ));
+            }
+            Err(e) if e.is_retryable() => {
+                if node.lease.valid_epoch() != Some(request.fence.node_epoch) {
+                    return Err((
+                        CallError::Unavailable(format!(
+                            "the commit's outcome is unknown: the control plane did not answer ({e}) before this node's lease lapsed"
+                        )),
+                        false,
+                    ));
+                }
+                tracing::warn!(error = %e, seq = request.seq, "commit outcome unknown; resending");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err((
+                    CallError::Internal(format!("the commit was refused: {e}")),
+                    false,
+                ));
+            }
+        }
+    }
+}
+
+/// The result of a guest export run under a deadline, or what stopped it.
+fn settle<T>(
+    store: &Store<HostState>,
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> Result<T, (CallError, Stop)> {
+    match outcome {
+        Err(_) => Err((
+            CallError::Timeout(format!(
+                "{what} did not finish before its deadline; its writes were discarded"
+            )),
+            Stop::Host,
+        )),
+        Ok(Err(e)) => Err(classify(store, &e, what)),
+        Ok(Ok(result)) => Ok(result),
+    }
+}
+
+/// Names what stopped a guest call: the CPU limit, the memory limit, a trap, or the host.
+pub(crate) fn classify(
+    store: &Store<HostState>,
+    error: &wasmtime::Error,
+    what: &str,
+) -> (CallError, Stop) {
+    let data = store.data();
+    if data.cpu.exceeded {
+        let message = format!(
+            "{what} exceeded the CPU time limit; its writes were discarded and the instance reset"
+        );
+        return (CallError::LimitExceeded(message), Stop::Cpu);
+    }
+    if data.limits.hit {
+        let message = format!(
+            "{what} exceeded the memory limit; its writes were discarded and the instance reset"
+        );
+        return (CallError::LimitExceeded(message), Stop::Memory);
+    }
+    let Some(trap) = error.downcast_ref::<wasmtime::Trap>() else {
+        // Not the guest's doing: the host could not run it (e.g. every pooled slot is in use).
+        let message = format!("{what} could not run on this node: {error:#}; retry");
+        return (CallError::Unavailable(message), Stop::Host);
+    };
+    let message = match &data.actor.last_error {
+        Some(logged) => format!("{what}: {trap} (the actor logged: {logged})"),
+        None => format!("{what}: {trap}"),
+    };
+    (CallError::Trapped(message), Stop::Trap)
+}

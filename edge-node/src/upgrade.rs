@@ -1,0 +1,300 @@
+//! Hot upgrades: between two calls, an activation whose deployment now names another version for
+//! its key switches to it. The new version is instantiated beside the old instance, its
+//! `on-upgrade(previous)` hook runs, and the switch commits through the control plane in one
+//! fenced transaction that also writes a new activation generation (so nothing running the old
+//! code can commit again) and the hook's writes. Only then is the old instance dropped; if the
+//! hook fails, the actor stays on the old version and the failure counts against the new one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use latchkey_wire::ErrorCode;
+use latchkey_wire::node::UpgradeRequest;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::activation::{Load, Message, Slot, guest_message, poke};
+use crate::error::CallError;
+use crate::host::ReadCache;
+use crate::instance::{Instance, Stop, context, instantiate};
+
+/// Switches run at once on a node: enough to keep the control plane busy, few enough that each
+/// is quick, so a call waits for its own actor's switch only, not for a thousand others.
+const CONCURRENT_SWITCHES: usize = 32;
+
+/// The node's switches in progress and the activations waiting for a turn (which keep serving
+/// calls on their old version meanwhile).
+#[derive(Default)]
+pub(crate) struct Switching {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    running: usize,
+    waiting: VecDeque<(mpsc::WeakSender<Message>, Weak<Load>)>,
+}
+
+impl Switching {
+    /// Takes a turn to switch, or queues the activation to be poked when one ends.
+    fn begin(&self, mailbox: &mpsc::WeakSender<Message>, load: &Arc<Load>) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.running < CONCURRENT_SWITCHES {
+            queue.running += 1;
+            return true;
+        }
+        if !load.queued.swap(true, Ordering::AcqRel) {
+            queue
+                .waiting
+                .push_back((mailbox.clone(), Arc::downgrade(load)));
+        }
+        false
+    }
+
+    /// Ends a turn and wakes the first waiting activation that is still there.
+    fn end(&self) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.running -= 1;
+        while let Some((mailbox, load)) = queue.waiting.pop_front() {
+            let Some(load) = load.upgrade() else { continue };
+            load.queued.store(false, Ordering::Release);
+            if mailbox
+                .upgrade()
+                .is_some_and(|mailbox| poke(&mailbox, &load))
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// How a switch attempt ended.
+enum Switched {
+    /// Running the new version.
+    Done,
+    /// Stayed on the old version for good reason (the hook failed, the deployment moved on):
+    /// do not try again until the deployment changes.
+    Stayed,
+    /// The outcome was not decided (the control plane could not be reached): try again before
+    /// the next call.
+    Retry,
+}
+
+impl Slot {
+    /// Switches to the deployment's version for this key if the deployment changed since the
+    /// last check and names another version. Called between calls only.
+    pub(crate) async fn maybe_switch(&mut self) {
+        let revision = self.node.deployment_revision.load(Ordering::Acquire);
+        if revision == self.seen_revision {
+            return;
+        }
+        let target = self
+            .node
+            .target_version(&self.placement.actor_type, &self.placement.key);
+        let Some(target) = target.filter(|t| *t != self.placement.module_version) else {
+            self.seen_revision = revision;
+            return;
+        };
+        if self.node.lease.valid_epoch() != Some(self.placement.node_epoch) {
+            return; // the next call fails and the actor is placed again, on the new version
+        }
+        if !self.node.switching.begin(&self.mailbox, &self.load) {
+            return; // serve on the old version meanwhile; woken when a switch ends
+        }
+        let switched = self.switch(&target).await;
+        self.node.switching.end();
+        match switched {
+            Switched::Done => {
+                self.seen_revision = revision;
+                self.node.switches.fetch_add(1, Ordering::Relaxed);
+            }
+            Switched::Stayed => self.seen_revision = revision,
+            Switched::Retry => {}
+        }
+    }
+
+    async fn switch(&mut self, target: &str) -> Switched {
+        let node = Arc::clone(&self.node);
+        let previous = self.placement.module_version.clone();
+        let deadline = Instant::now() + node.config.call_timeout;
+        let mut next = self.placement.clone();
+        next.module_version = target.to_owned();
+        // The new instance reads with the old fence (still the live generation) through the old
+        // instance's cache, which stays valid: it only holds committed values.
+        let cache = self
+            .instance
+            .as_mut()
+            .map(|i| std::mem::take(&mut i.store.data_mut().actor.cache))
+            .unwrap_or_default();
+        let mut fresh = match instantiate(&node, &next, cache, None, deadline).await {
+            Ok(fresh) => fresh,
+            Err((error, stop)) => {
+                tracing::warn!(actor = %self.name(), version = target, %error, "cannot instantiate the new version; staying on {previous}");
+                return self.failed(target, stop);
+            }
+        };
+        fresh.begin(&node, context(&next, None), deadline);
+        let hook = fresh.on_upgrade(&previous, deadline).await;
+        let poison = fresh.take_poison();
+        let fenced = fresh.store.data().actor.fenced;
+        // (why, whether to try again before the next call)
+        let error = match (hook, poison) {
+            (_, Some(reason)) => Some((format!("{reason}; the switch was not committed"), true)),
+            (Err((error, stop)), None) => {
+                let retry = stop == Stop::Host && !matches!(error, CallError::Timeout(_));
+                Some((error.to_string(), retry))
+            }
+            (Ok(Err(e)), None) => {
+                Some((format!("on-upgrade failed: {}", guest_message(&e)), false))
+            }
+            (Ok(Ok(())), None) => None,
+        };
+        if let Some((reason, retry)) = error {
+            self.give_back(fresh);
+            if fenced {
+                self.lost();
+                return Switched::Stayed;
+            }
+            tracing::warn!(actor = %self.name(), version = target, %reason, "the upgrade hook failed; staying on {previous}");
+            if retry {
+                return Switched::Retry;
+            }
+            return self.failed(target, Stop::Trap);
+        }
+        let writes = std::mem::take(&mut fresh.store.data_mut().actor.writes);
+        let request = UpgradeRequest {
+            fence: self.placement.fence(),
+            version: target.to_owned(),
+            writes: writes.to_commit(),
+        };
+        let upgraded = match node
+            .cp
+            .upgrade_activation(&node.config.node_id, &request)
+            .await
+        {
+            Ok(upgraded) => upgraded,
+            Err(e) if e.code() == Some(ErrorCode::Conflict) => {
+                // The deployment moved on since this node heard of it; the feed will say so.
+                tracing::info!(actor = %self.name(), error = %e, "switch refused; staying on {previous}");
+                self.give_back(fresh);
+                return Switched::Stayed;
+            }
+            Err(e) => {
+                // Fenced, or the answer was lost (the switch may have committed): either way this
+                // generation may be over. Drop everything; the next call asks the control plane.
+                tracing::warn!(actor = %self.name(), error = %e, "switch outcome unknown or fenced; re-placing the actor");
+                self.lost();
+                return Switched::Stayed;
+            }
+        };
+        // Committed: the old instance and its generation are over.
+        let actor = &mut fresh.store.data_mut().actor;
+        actor.fence = upgraded.fence();
+        actor.cache.apply(&writes);
+        self.placement = upgraded;
+        self.seq = 0;
+        self.instance = Some(fresh);
+        self.reactivate(deadline).await;
+        Switched::Done
+    }
+
+    /// Runs `on-activate` on the instance just switched to, so it rebuilds its in-memory state
+    /// as any fresh instance does. A failure resets the instance: the next call activates anew.
+    async fn reactivate(&mut self, deadline: Instant) {
+        let node = Arc::clone(&self.node);
+        let Some(live) = self.instance.as_mut() else {
+            return;
+        };
+        live.begin(&node, context(&self.placement, None), deadline);
+        match live.on_activate(deadline).await {
+            Err((error, stop)) => {
+                self.count_stop(stop);
+                self.instance = None;
+                tracing::warn!(actor = %self.name(), %error, "on-activate failed after the switch");
+            }
+            Ok(activated) => {
+                if let Err(error) = self.gate().await {
+                    tracing::warn!(actor = %self.name(), %error, "on-activate's writes were not committed after the switch");
+                } else if let Err(e) = activated {
+                    let (actor_type, version) =
+                        (&self.placement.actor_type, &self.placement.module_version);
+                    self.node
+                        .record(actor_type, version, |c| c.guest_errors += 1);
+                    self.instance = None;
+                    tracing::warn!(actor = %self.name(), error = guest_message(&e), "on-activate failed after the switch");
+                }
+            }
+        }
+    }
+
+    /// Counts a failed switch against `target` and stays on the old version.
+    fn failed(&self, target: &str, stop: Stop) -> Switched {
+        if stop == Stop::Host {
+            return Switched::Retry;
+        }
+        self.node.record(&self.placement.actor_type, target, |c| {
+            c.upgrade_failures += 1;
+        });
+        Switched::Stayed
+    }
+
+    /// Returns the read cache the new instance borrowed to the old one.
+    fn give_back(&mut self, mut fresh: Instance) {
+        let cache: ReadCache = std::mem::take(&mut fresh.store.data_mut().actor.cache);
+        if let Some(old) = self.instance.as_mut() {
+            old.store.data_mut().actor.cache = cache;
+        }
+    }
+
+    /// This generation may be over: drop the instance and leave the table.
+    fn lost(&mut self) {
+        self.instance = None;
+        self.forget();
+    }
+
+    fn name(&self) -> String {
+        format!("{}/{}", self.placement.actor_type, self.placement.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switch_ending_wakes_the_first_activation_still_waiting() {
+        let switching = Switching::default();
+        let (tx, _rx) = mpsc::channel::<Message>(4);
+        let load = Arc::new(Load::default());
+        for _ in 0..CONCURRENT_SWITCHES {
+            assert!(switching.begin(&tx.downgrade(), &load));
+        }
+        let (gone_tx, gone_rx) = mpsc::channel::<Message>(4);
+        let gone = Arc::new(Load::default());
+        assert!(
+            !switching.begin(&gone_tx.downgrade(), &gone),
+            "no turn left"
+        );
+        let (waiting_tx, mut waiting_rx) = mpsc::channel::<Message>(4);
+        let waiting = Arc::new(Load::default());
+        assert!(!switching.begin(&waiting_tx.downgrade(), &waiting));
+        assert!(
+            !switching.begin(&waiting_tx.downgrade(), &waiting),
+            "queued once"
+        );
+        drop((gone_tx, gone_rx, gone)); // this activation was dropped while it waited
+
+        switching.end();
+        assert!(
+            matches!(waiting_rx.try_recv(), Ok(Message::Upgrade)),
+            "woken"
+        );
+        assert!(waiting_rx.try_recv().is_err(), "once");
+        assert!(!waiting.is_queued());
+        assert!(
+            switching.begin(&waiting_tx.downgrade(), &waiting),
+            "its turn"
+        );
+    }
+}

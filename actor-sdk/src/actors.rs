@@ -43,6 +43,9 @@ pub enum CallError {
     Failed(String),
     /// The callee trapped or hit a resource limit.
     Trapped(String),
+    /// The call may or may not have taken effect (its answer was lost after it was sent on,
+    /// or its commit was never confirmed). Not retryable as such: retrying may apply it twice.
+    OutcomeUnknown(String),
     /// The arguments could not be encoded as JSON, or the answer not decoded into the type
     /// asked for.
     Encoding(String),
@@ -66,6 +69,7 @@ impl fmt::Display for CallError {
             Self::Unavailable(m) => write!(f, "unavailable: {m}"),
             Self::Failed(m) => write!(f, "callee failed: {m}"),
             Self::Trapped(m) => write!(f, "callee trapped: {m}"),
+            Self::OutcomeUnknown(m) => write!(f, "outcome unknown: {m}"),
             Self::Encoding(m) => write!(f, "call encoding: {m}"),
         }
     }
@@ -83,6 +87,7 @@ impl From<imp::CallError> for CallError {
             imp::CallError::Unavailable(m) => Self::Unavailable(m),
             imp::CallError::Failed(m) => Self::Failed(m),
             imp::CallError::Trapped(m) => Self::Trapped(m),
+            imp::CallError::OutcomeUnknown(m) => Self::OutcomeUnknown(m),
         }
     }
 }

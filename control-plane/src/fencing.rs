@@ -16,7 +16,7 @@
 use latchkey_wire::lease::{LeaseSettings, valid_at};
 
 /// What the registry knows of a node's lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeLease {
     /// Current epoch.
     pub epoch: u64,
@@ -38,10 +38,38 @@ impl NodeLease {
     }
 }
 
-/// A node's epoch and streak after a (re)registration. Registration always starts a new epoch:
-/// whatever an earlier process with this id held is fenced off.
-pub fn register(previous: Option<&NodeLease>) -> (u64, u32) {
-    (previous.map_or(1, |p| p.epoch + 1), 0)
+/// Why a registration was refused: the node id still holds a live lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this node id holds a live lease until version {until} (now {now}); a new registration is accepted once it has expired"
+)]
+pub struct LeaseStillLive {
+    /// Last version of the live lease.
+    pub until: u64,
+    /// The version of the attempt.
+    pub now: u64,
+}
+
+/// A node's epoch and streak after a (re)registration at version `now`. A registration starts a
+/// new epoch, fencing off whatever an earlier process with this id held, but only once the
+/// previous lease has expired: while it is live, the process holding it (or a registration of
+/// its own that arrived late) may still serve from memory, so the epoch must not change under
+/// it. The simulation in `tests/correctness` found the case: a registration that timed out at the
+/// node but reached the control plane later bumped the epoch of a running node, whose actors
+/// were then placed elsewhere while it still answered reads from memory.
+pub fn register(
+    previous: Option<&NodeLease>,
+    now: u64,
+    settings: &LeaseSettings,
+) -> Result<(u64, u32), LeaseStillLive> {
+    match previous {
+        Some(p) if p.is_live(now, settings) => Err(LeaseStillLive {
+            until: p.last_heartbeat.saturating_add(settings.ttl_versions),
+            now,
+        }),
+        Some(p) => Ok((p.epoch + 1, 0)),
+        None => Ok((1, 0)),
+    }
 }
 
 /// The outcome of a heartbeat read at version `now`.
@@ -276,8 +304,16 @@ mod tests {
                 lapsed: true
             }
         );
-        assert_eq!(register(Some(&l)), (4, 0));
-        assert_eq!(register(None), (1, 0));
+        assert_eq!(register(Some(&l), 1_101, &S), Ok((4, 0)));
+        assert_eq!(
+            register(Some(&l), 1_100, &S),
+            Err(LeaseStillLive {
+                until: 1_100,
+                now: 1_100
+            }),
+            "a live lease is never cut short by a registration"
+        );
+        assert_eq!(register(None, 5, &S), Ok((1, 0)));
     }
 
     #[test]

@@ -112,8 +112,9 @@ fn a_commit_from_a_stale_epoch_or_generation_is_rejected() {
         FenceRejection::Replaced { .. }
     ));
 
-    // The node restarts (re-registers): a new epoch fences the old process's activation.
-    join(&r, "a", "eu");
+    // The node restarts (re-registers once the old lease lapsed): a new epoch fences the old
+    // process's activation.
+    restart(&r, &clock, "a", "eu");
     assert_eq!(
         fenced(put(&r, "a", &act, b"x")),
         FenceRejection::Stale(Stale::EpochChanged {
@@ -322,7 +323,7 @@ fn a_resent_commit_is_applied_once() {
         "not applied again"
     );
     // The node restarts: the resend of commit 2 is still acknowledged, a new commit is fenced.
-    join(&r, "a", "eu");
+    restart(&r, &clock, "a", "eu");
     r.commit_state("a", &request(2, b"second")).unwrap();
     assert!(matches!(
         r.commit_state("a", &request(3, b"third")),

@@ -70,7 +70,6 @@ impl Activation {
             mailbox: mailbox.downgrade(),
             placement: placement.clone(),
             instance: None,
-            seq: 0,
             seen_revision: NEVER_CHECKED,
             load: Arc::clone(&load),
         };
@@ -104,6 +103,12 @@ impl Activation {
     /// checks before its next call anyway).
     pub(crate) fn poke(&self) -> bool {
         poke(&self.mailbox, &self.load)
+    }
+
+    /// A handle that stays alive while the activation's task runs (also after the activation
+    /// left the table, while it finishes the calls already queued).
+    pub(crate) fn task_alive(&self) -> std::sync::Weak<Load> {
+        Arc::downgrade(&self.load)
     }
 
     /// No call queued or running.
@@ -153,8 +158,6 @@ pub(crate) struct Slot {
     /// The activation as the control plane records it (the generation changes on upgrades).
     pub(crate) placement: Placement,
     pub(crate) instance: Option<Instance>,
-    /// Last commit number of this generation (commits are idempotent per generation and number).
-    pub(crate) seq: u64,
     /// The node's deployment revision this activation last checked its version against.
     pub(crate) seen_revision: u64,
     pub(crate) load: Arc<Load>,
@@ -281,7 +284,7 @@ impl Slot {
                 "{reason}; nothing of the call was committed"
             )));
         }
-        if let Err((error, fenced)) = live.commit(&node, &mut self.seq).await {
+        if let Err((error, fenced)) = live.commit(&node).await {
             self.instance = None;
             if fenced {
                 self.forget();

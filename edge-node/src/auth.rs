@@ -52,6 +52,12 @@ impl Auth {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether trusted issuer keys have been loaded (until then no token can be checked, and a
+    /// call must be answered "retry", not "invalid token").
+    pub fn has_keys(&self) -> bool {
+        !self.read().trusted.is_empty()
+    }
+
     /// Replaces the trusted issuer keys (`lk-pub-v1:…`); unparsable ones are skipped and named.
     pub fn set_trusted_keys(&self, keys: &[String]) -> Vec<String> {
         let mut trusted = TrustedKeys::new();

@@ -32,16 +32,20 @@ pub enum CallError {
     /// The payload or the result is too large (413).
     #[error("{0}")]
     TooLarge(String),
-    /// The actor cannot be served right now: no lease, moved mid-call, the control plane or the
-    /// owner node unreachable (503, retry).
+    /// The actor cannot be served right now, and the call did nothing: no lease, moved mid-call,
+    /// the control plane or the owner node unreachable (503, retry).
     #[error("{0}")]
     Unavailable(String),
     /// A forwarded call reached a node that does not hold the actor (421).
     #[error("{0}")]
     Misdirected(String),
-    /// The call did not finish before its deadline (504).
+    /// The call did not finish before its deadline, and did nothing (504).
     #[error("{0}")]
     Timeout(String),
+    /// The call may or may not have taken effect: it was handed on (to its activation or another
+    /// node) and its answer never came, or its commit was never confirmed (504, not retryable).
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// Bad input that is not the guest's to judge (400).
     #[error("{0}")]
     Invalid(String),
@@ -69,6 +73,7 @@ impl CallError {
             CallError::Unavailable(_) => ErrorCode::Unavailable,
             CallError::Misdirected(_) => ErrorCode::Misdirected,
             CallError::Timeout(_) => ErrorCode::Timeout,
+            CallError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             CallError::Internal(_) => ErrorCode::Internal,
             CallError::Remote(e) => e.code,
         }

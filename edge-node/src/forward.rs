@@ -45,8 +45,9 @@ impl Forwarder {
         }
     }
 
-    /// Sends the call to `remote`; a refused connection or a broken one is `Unavailable` (the
-    /// router asks the control plane again).
+    /// Sends the call to `remote`. A connection that could not be made is `Unavailable` (the
+    /// call was not sent; the router asks the control plane again); an answer lost after the
+    /// call was sent is `OutcomeUnknown` (it may have run: never sent again).
     pub(crate) async fn forward(
         &self,
         node: &NodeInner,
@@ -82,18 +83,25 @@ impl Forwarder {
             .map_err(|e| CallError::Internal(format!("cannot build the forwarded request: {e}")))?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| {
-                CallError::Unavailable(format!(
-                    "node {} at {} is unreachable: {e}",
-                    remote.node_id, remote.address
-                ))
+                if e.is_connect() {
+                    CallError::Unavailable(format!(
+                        "node {} at {} is unreachable: {e}",
+                        remote.node_id, remote.address
+                    ))
+                } else {
+                    CallError::OutcomeUnknown(format!(
+                        "node {} at {} took the call but its answer was lost ({e}); it may have taken effect",
+                        remote.node_id, remote.address
+                    ))
+                }
             })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
                 .map_err(|e| {
-                    CallError::Unavailable(format!(
-                        "node {} broke off its answer: {e}",
+                    CallError::OutcomeUnknown(format!(
+                        "node {} broke off its answer ({e}); the call may have taken effect",
                         remote.node_id
                     ))
                 })?
@@ -108,8 +116,8 @@ impl Forwarder {
             }
         };
         tokio::time::timeout(left, exchange).await.map_err(|_| {
-            CallError::Timeout(format!(
-                "node {} did not answer before the deadline",
+            CallError::OutcomeUnknown(format!(
+                "node {} did not answer before the deadline; the call may have taken effect",
                 remote.node_id
             ))
         })?

@@ -76,11 +76,17 @@ async fn handle(node: Arc<NodeInner>, req: Request<Incoming>) -> Reply {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => {
-            if node.lease.valid_epoch().is_some() {
-                reply(StatusCode::OK, "text/plain", Bytes::from_static(b"ok"))
-            } else {
+            if node.lease.valid_epoch().is_none() {
                 let e = ApiError::new(ErrorCode::Unavailable, "this node holds no valid lease");
                 error(&e)
+            } else if !node.auth.has_keys() {
+                let e = ApiError::new(
+                    ErrorCode::Unavailable,
+                    "this node has not loaded the trusted issuer keys yet",
+                );
+                error(&e)
+            } else {
+                reply(StatusCode::OK, "text/plain", Bytes::from_static(b"ok"))
             }
         }
         (&Method::POST, ["v1", "actors", actor_type, key, method]) => {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use latchkey_wire::ErrorCode;
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
 use tokio::time::Instant;
 use wasmtime::Store;
@@ -15,6 +14,7 @@ use wasmtime::Store;
 use crate::error::CallError;
 use crate::host::{ActorCtx, CallWrites, HostState, ReadCache};
 use crate::node::NodeInner;
+use crate::protocol::{CommitFailure, commit_failure};
 use crate::runtime::bindings::Actor;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::runtime::bindings::latchkey::actor::types::Context;
@@ -162,63 +162,75 @@ impl Instance {
         self.store.data_mut().actor.poisoned.take()
     }
 
-    /// Output gating: commits the call's writes (number `seq`) before its answer is released.
+    /// Output gating: commits the call's writes before its answer is released, numbered from
+    /// the node's commit counter ([`NodeInner::next_commit_seq`]).
     /// On failure, says whether the activation was fenced (replaced).
-    pub(crate) async fn commit(
-        &mut self,
-        node: &NodeInner,
-        seq: &mut u64,
-    ) -> Result<(), (CallError, bool)> {
+    pub(crate) async fn commit(&mut self, node: &NodeInner) -> Result<(), (CallError, bool)> {
         let actor = &mut self.store.data_mut().actor;
         if actor.writes.is_empty() {
             return Ok(());
         }
-        *seq += 1;
         let request = CommitRequest {
             fence: actor.fence.clone(),
-            seq: *seq,
+            seq: node.next_commit_seq(),
             writes: actor.writes.to_commit(),
         };
-        commit(node, &request).await?;
+        commit(node, &request, actor.deadline).await?;
         let writes = std::mem::take(&mut actor.writes);
         actor.cache.apply(&writes);
         Ok(())
     }
 }
 
-/// Commits, resending while the outcome is unknown (transport failures, unavailability) and the
-/// lease lasts; the commit is idempotent, so a resend never applies twice.
-async fn commit(node: &NodeInner, request: &CommitRequest) -> Result<(), (CallError, bool)> {
+/// Commits, resending while the outcome is unknown (transport failures, unavailability) until
+/// the call's deadline; the commit is idempotent and a resend of an applied commit is answered as
+/// applied, so a resend settles the outcome without ever applying twice. `Err` says whether the
+/// activation was fenced.
+async fn commit(
+    node: &NodeInner,
+    request: &CommitRequest,
+    deadline: Instant,
+) -> Result<(), (CallError, bool)> {
     let mut backoff = Duration::from_millis(20);
+    let mut resent = false;
     loop {
-        match node.cp.commit_state(&node.config.node_id, request).await {
+        let e = match node.cp.commit_state(&node.config.node_id, request).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.code() == Some(ErrorCode::Fenced) => {
-                return Err((
-                    CallError::Unavailable(format!(
-                        "the activation was replaced while the call ran ({e}); nothing of the call was committed, retry"
-                    )),
-                    true,
-                ));
-            }
-            Err(e) if e.is_retryable() => {
-                if node.lease.valid_epoch() != Some(request.fence.node_epoch) {
-                    return Err((
-                        CallError::Unavailable(format!(
-                            "the commit's outcome is unknown: the control plane did not answer ({e}) before this node's lease lapsed"
-                        )),
-                        false,
-                    ));
-                }
+            Err(e) => e,
+        };
+        let before_deadline = Instant::now() + backoff < deadline;
+        match commit_failure(e.code(), e.is_retryable(), before_deadline, resent) {
+            CommitFailure::Resend => {
+                resent = true;
                 tracing::warn!(error = %e, seq = request.seq, "commit outcome unknown; resending");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
-            Err(e) => {
-                return Err((
-                    CallError::Internal(format!("the commit was refused: {e}")),
-                    false,
-                ));
+            CommitFailure::Fenced {
+                maybe_applied: false,
+            } => {
+                let message = format!(
+                    "the activation was replaced while the call ran ({e}); nothing of the call was committed, retry"
+                );
+                return Err((CallError::Unavailable(message), true));
+            }
+            CommitFailure::Fenced {
+                maybe_applied: true,
+            } => {
+                let message = format!(
+                    "the commit's outcome is unknown: an earlier attempt's answer was lost, and the activation was replaced before a resend could settle it ({e})"
+                );
+                return Err((CallError::OutcomeUnknown(message), true));
+            }
+            CommitFailure::Unknown => {
+                let message = format!(
+                    "the commit's outcome is unknown: the control plane did not answer ({e}) before the call's deadline"
+                );
+                return Err((CallError::OutcomeUnknown(message), false));
+            }
+            CommitFailure::Refused => {
+                let message = format!("the commit was refused: {e}");
+                return Err((CallError::Internal(message), false));
             }
         }
     }

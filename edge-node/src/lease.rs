@@ -12,12 +12,20 @@ use std::time::Instant;
 use latchkey_wire::lease::node_deadline_micros;
 
 /// The lease state: epoch and local deadline (microseconds on the node's monotonic clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LeaseState {
     /// The epoch the node holds its activations in; 0 before registration.
     pub epoch: u64,
     /// Serve only while the local clock is below this.
     pub deadline: u64,
+}
+
+impl LeaseState {
+    /// The epoch, if the lease is valid at local time `now`: an actor placed in that epoch may be
+    /// served here (the node's side of fencing; nothing else is needed to answer from memory).
+    pub fn valid_epoch(&self, now: u64) -> Option<u64> {
+        (self.epoch != 0 && now < self.deadline).then_some(self.epoch)
+    }
 }
 
 /// What a successful heartbeat (or registration) changes.
@@ -79,8 +87,7 @@ impl Lease {
 
     /// The epoch, if the lease is valid now.
     pub fn valid_epoch(&self) -> Option<u64> {
-        let epoch = self.epoch.load(Ordering::Acquire);
-        (epoch != 0 && self.now() < self.deadline.load(Ordering::Acquire)).then_some(epoch)
+        self.state().valid_epoch(self.now())
     }
 
     /// The current state (valid or not).

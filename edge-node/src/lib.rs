@@ -6,7 +6,7 @@
 //! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
 //!   `upgrade`: switching a live activation to a newly deployed version.
 //! - `table`, `router`, `forward`: where actors are, and getting a call to them.
-//! - [`lease`]: the node's lease; `node`: registration, heartbeats, following the control plane.
+//! - [`protocol`], [`lease`]: the node's protocol decisions as pure functions; the lease; `node`: registration, heartbeats, following the control plane.
 //! - `ingress`: the HTTP server.
 
 mod activation;
@@ -20,6 +20,7 @@ mod ingress;
 mod instance;
 pub mod lease;
 mod node;
+pub mod protocol;
 mod router;
 pub mod runtime;
 mod table;

@@ -64,9 +64,21 @@ pub struct NodeInner {
     pub(crate) switches: AtomicU64,
     /// Switches in progress, and activations waiting for their turn.
     pub(crate) switching: crate::upgrade::Switching,
+    /// The last commit number handed out. Commits are numbered from this one counter, so every
+    /// activation object this process creates for a generation numbers its commits above those
+    /// of any earlier object of that generation (the control plane acknowledges a commit
+    /// numbered at or below the last one applied as a resend, without applying it).
+    commit_seq: AtomicU64,
 }
 
 impl NodeInner {
+    /// The next commit number (see `commit_seq`).
+    pub(crate) fn next_commit_seq(&self) -> u64 {
+        self.commit_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
     pub(crate) fn set_ready(&self, change: impl FnOnce(&mut Readiness)) {
         self.ready.send_modify(change);
     }
@@ -147,6 +159,7 @@ impl EdgeNode {
             outcomes: Mutex::default(),
             switches: AtomicU64::new(0),
             switching: crate::upgrade::Switching::default(),
+            commit_seq: AtomicU64::new(0),
             config,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use latchkey_wire::ErrorCode;
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
 use latchkey_wire::node::EnsureActivationRequest;
 use tokio::sync::oneshot;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 use crate::activation::{Activation, Call};
 use crate::error::CallError;
 use crate::node::NodeInner;
+use crate::protocol::{Placed, placed};
 use crate::table::{Remote, actor_id};
 
 /// Attempts to reach an actor before giving up (each may ask the control plane once).
@@ -51,6 +53,11 @@ impl NodeInner {
                 request.payload.len()
             )));
         }
+        if !self.auth.has_keys() {
+            return Err(CallError::Unavailable(
+                "this node has not loaded the trusted issuer keys yet; retry".into(),
+            ));
+        }
         let verified = self.auth.authorize_call(
             &request.token,
             &request.actor_type,
@@ -86,7 +93,11 @@ impl NodeInner {
                 && let Some(remote) = self.table.location(&id)
             {
                 match self.forwarder.forward(self, &remote, &request).await {
-                    Err(e @ (CallError::Misdirected(_) | CallError::Unavailable(_))) => {
+                    // The owner did not run it (it moved, lost its lease, or could not be
+                    // reached): ask the control plane where the actor is now.
+                    Err(e)
+                        if matches!(e.code(), ErrorCode::Misdirected | ErrorCode::Unavailable) =>
+                    {
                         self.table.forget_location(&id);
                         last_error = Some(e);
                         continue;
@@ -105,28 +116,42 @@ impl NodeInner {
                 .ensure_activation(&self.config.node_id, &ensure)
                 .await
                 .map_err(CallError::from_client)?;
-            if placement.node_id == self.config.node_id {
-                if placement.node_epoch != epoch {
+            match placed(
+                &self.config.node_id,
+                epoch,
+                &placement.node_id,
+                placement.node_epoch,
+                request.forwarded,
+            ) {
+                Placed::Here if self.table.draining(&id, &placement.generation) => {
+                    return Err(CallError::Unavailable(format!(
+                        "the previous activation of {}/{} on this node is still finishing its calls; retry",
+                        request.actor_type, request.key
+                    )));
+                }
+                Placed::Here => self
+                    .table
+                    .insert_local(id.clone(), || Activation::spawn(self, placement)),
+                Placed::WrongEpoch => {
                     last_error = Some(CallError::Unavailable(format!(
                         "the control plane placed the actor in epoch {} but this node is in epoch {epoch}; retry",
                         placement.node_epoch
                     )));
-                    continue;
                 }
-                self.table
-                    .insert_local(id.clone(), || Activation::spawn(self, placement));
-            } else if request.forwarded {
-                return Err(CallError::Misdirected(format!(
-                    "node {} does not hold {}/{}; it is on node {}",
-                    self.config.node_id, request.actor_type, request.key, placement.node_id
-                )));
-            } else {
-                let remote = Remote {
-                    node_id: placement.node_id,
-                    address: placement.node_address,
-                    generation: placement.generation,
-                };
-                self.table.set_location(id.clone(), remote);
+                Placed::Misdirected => {
+                    return Err(CallError::Misdirected(format!(
+                        "node {} does not hold {}/{}; it is on node {}",
+                        self.config.node_id, request.actor_type, request.key, placement.node_id
+                    )));
+                }
+                Placed::Elsewhere => {
+                    let remote = Remote {
+                        node_id: placement.node_id,
+                        address: placement.node_address,
+                        generation: placement.generation,
+                    };
+                    self.table.set_location(id.clone(), remote);
+                }
             }
         }
         Err(last_error.unwrap_or_else(|| {
@@ -147,8 +172,8 @@ impl NodeInner {
             Ok(Err(_)) => Err(CallError::Unavailable(
                 "the activation was dropped before the call ran; retry".into(),
             )),
-            Err(_) => Err(CallError::Timeout(
-                "the call did not finish before its deadline".into(),
+            Err(_) => Err(CallError::OutcomeUnknown(
+                "the call did not finish before its deadline; it may still take effect".into(),
             )),
         }
     }

@@ -1,15 +1,21 @@
 //! Where actors are, as this node knows it: its own activations (bounded; only idle ones are
 //! evicted, so a call never meets two instances of one actor here) and a cache of where remote
 //! actors live, so calls are forwarded without asking the control plane each time. Both are LRUs.
+//!
+//! An activation that leaves the table (lease doubt, eviction, fencing) finishes the calls already
+//! queued on it. Until it has, no new activation of the same generation is started here
+//! ([`Table::draining`]): two objects committing for one generation could have a resend of the
+//! older one's commit acknowledged by the newer one's number.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use foldhash::fast::RandomState;
 use latchkey_wire::Generation;
 use lru::LruCache;
 
-use crate::activation::{Activation, Call};
+use crate::activation::{Activation, Call, Load};
 use crate::error::CallError;
 
 /// `type \0 key`: one string per actor.
@@ -34,7 +40,13 @@ pub(crate) struct Table {
     local: Mutex<LruCache<String, Arc<Activation>, RandomState>>,
     max_local: usize,
     remote: Mutex<LruCache<String, Remote, RandomState>>,
+    /// Activations that left the table, by actor: their generation, and a handle alive while
+    /// their task still runs.
+    retired: Mutex<HashMap<String, (Generation, Weak<Load>), RandomState>>,
 }
+
+/// Retired activations kept before the ones whose task ended are pruned.
+const RETIRED_PRUNE_AT: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is a few LRU operations that leave the map consistent.
@@ -47,6 +59,33 @@ impl Table {
             local: Mutex::new(LruCache::unbounded_with_hasher(RandomState::default())),
             max_local: max_local.max(1),
             remote: Mutex::new(LruCache::with_hasher(max_remote, RandomState::default())),
+            retired: Mutex::new(HashMap::with_hasher(RandomState::default())),
+        }
+    }
+
+    /// Notes that `activation` left the table (its task may still be finishing calls).
+    fn retire(&self, id: &str, activation: &Activation) {
+        let mut retired = lock(&self.retired);
+        if retired.len() >= RETIRED_PRUNE_AT {
+            retired.retain(|_, (_, alive)| alive.strong_count() > 0);
+        }
+        retired.insert(
+            id.to_owned(),
+            (activation.placement.generation, activation.task_alive()),
+        );
+    }
+
+    /// Whether an activation of `id` in `generation` that left the table is still finishing
+    /// calls: then no new one may start for that generation yet.
+    pub(crate) fn draining(&self, id: &str, generation: &Generation) -> bool {
+        let mut retired = lock(&self.retired);
+        match retired.get(id) {
+            Some((g, alive)) if alive.strong_count() > 0 => g == generation,
+            Some(_) => {
+                retired.remove(id);
+                false
+            }
+            None => false,
         }
     }
 
@@ -64,7 +103,9 @@ impl Table {
                 Ok(activation.enqueue(call))
             }
             Some(_) => {
-                local.pop(id);
+                if let Some(stale) = local.pop(id) {
+                    self.retire(id, &stale);
+                }
                 Err(call)
             }
             None => Err(call),
@@ -88,7 +129,9 @@ impl Table {
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(k) => {
-                    local.pop(&k);
+                    if let Some(evicted) = local.pop(&k) {
+                        self.retire(&k, &evicted);
+                    }
                     budget -= 1;
                 }
                 None => break, // every activation is busy: stay over the bound for now
@@ -100,8 +143,10 @@ impl Table {
     /// itself must not remove a newer one).
     pub(crate) fn remove_local(&self, id: &str, which: &dyn Fn(&Activation) -> bool) {
         let mut local = lock(&self.local);
-        if local.peek(id).is_some_and(|a| which(a)) {
-            local.pop(id);
+        if local.peek(id).is_some_and(|a| which(a))
+            && let Some(removed) = local.pop(id)
+        {
+            self.retire(id, &removed);
         }
     }
 
@@ -120,7 +165,9 @@ impl Table {
     pub(crate) fn clear_local(&self) -> usize {
         let mut local = lock(&self.local);
         let n = local.len();
-        local.clear();
+        while let Some((id, dropped)) = local.pop_lru() {
+            self.retire(&id, &dropped);
+        }
         n
     }
 
@@ -133,7 +180,9 @@ impl Table {
             .map(|(k, _)| k.clone())
             .collect();
         for k in &stale {
-            local.pop(k);
+            if let Some(evicted) = local.pop(k) {
+                self.retire(k, &evicted);
+            }
         }
         stale.len()
     }

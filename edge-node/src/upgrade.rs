@@ -193,7 +193,6 @@ impl Slot {
         actor.fence = upgraded.fence();
         actor.cache.apply(&writes);
         self.placement = upgraded;
-        self.seq = 0;
         self.instance = Some(fresh);
         self.reactivate(deadline).await;
         Switched::Done

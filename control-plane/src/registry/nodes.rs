@@ -46,10 +46,13 @@ impl Registry {
         self.check_name("region", &request.region)?;
         self.check_name("address", &request.address)?;
         let key = keys::node(node_id);
+        let settings = *self.settings();
         let committed = self.run(|tx| {
+            let now = tx.read_version()?;
             let previous = get_stamped::<NodeRecord>(tx, &key, false)?;
             let lease = previous.as_ref().map(|(s, r)| lease_of(*s, r));
-            let (epoch, streak) = fencing::register(lease.as_ref());
+            let (epoch, streak) = fencing::register(lease.as_ref(), now, &settings)
+                .map_err(|e| RegistryError::Unavailable(format!("node `{node_id}`: {e}; retry")))?;
             let record = NodeRecord {
                 region: request.region.clone(),
                 address: request.address.clone(),

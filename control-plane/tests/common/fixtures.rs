@@ -37,6 +37,26 @@ pub fn join(r: &Registry, node: &str, region: &str) {
     }
 }
 
+/// The node restarts: its new process's registration is refused while the old lease is live
+/// (the old process may still serve from memory), then accepted once it lapsed.
+pub fn restart(r: &Registry, clock: &ManualClock, node: &str, region: &str) {
+    let refused = r
+        .register(
+            node,
+            &RegisterRequest {
+                region: region.into(),
+                address: format!("{node}:1"),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&refused, RegistryError::Unavailable(m) if m.contains("live lease")),
+        "{refused}"
+    );
+    lapse(r, clock, &[]);
+    join(r, node, region);
+}
+
 /// Lets every lease granted so far lapse, except those of `alive`, which keep heartbeating.
 pub fn lapse(r: &Registry, clock: &ManualClock, alive: &[&str]) {
     for _ in 0..2 {

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     Unavailable,
     /// 504: a deadline passed.
     Timeout,
+    /// 504: the call may or may not have taken effect (its answer was lost after it was sent
+    /// on, or its commit was never confirmed). Not retryable as such: retrying may apply it
+    /// twice; read the actor's state to find out.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
@@ -74,7 +78,7 @@ impl ErrorCode {
             | ErrorCode::LimitExceeded => 500,
             ErrorCode::BadGateway => 502,
             ErrorCode::Unavailable => 503,
-            ErrorCode::Timeout => 504,
+            ErrorCode::Timeout | ErrorCode::OutcomeUnknown => 504,
         }
     }
 

@@ -3,122 +3,15 @@
 //! instance; killing the owner node with SIGKILL moves the actor, state intact, once its lease
 //! has expired.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use http::Method;
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::{Client, ClientError};
 use serde_json::{Value, json};
-
-/// A child process, killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn latchkey(args: &[&str], log: &Path) -> Proc {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start latchkey");
-    Proc { child }
-}
-
-fn control_plane(dir: &Path, port: u16) -> Proc {
-    let data = dir.join("cp");
-    latchkey(
-        &[
-            "control-plane",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--lease-ttl-ms",
-            "2000",
-            "--heartbeat-interval-ms",
-            "100",
-            "--min-heartbeats",
-            "1",
-        ],
-        &dir.join("cp.log"),
-    )
-}
-
-fn edge_node(dir: &Path, id: &str, port: u16, cp_url: &str, token: &str) -> Proc {
-    let data = dir.join(id);
-    latchkey(
-        &[
-            "edge-node",
-            "--node-id",
-            id,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--control-plane",
-            cp_url,
-            "--node-token",
-            token,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &dir.join(format!("{id}.log")),
-    )
-}
-
-/// Retries `f` on retryable errors (as a client of a restarting system does) for up to 30 s.
-async fn retrying<T>(what: &str, mut f: impl AsyncFnMut() -> Result<T, ClientError>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
-}
-
-async fn healthy(url: &str) {
-    let client = Client::new(url, "");
-    retrying(&format!("{url} healthy"), async || {
-        client
-            .send(
-                Method::GET,
-                "/healthz",
-                "text/plain",
-                Vec::new(),
-                Duration::from_secs(2),
-            )
-            .await
-    })
-    .await;
-}
+use support::{Proc, control_plane, edge_node, free_port, healthy, retrying};
 
 async fn call(node: &str, token: &str, key: &str, method: &str) -> Result<Value, ClientError> {
     let body = Client::new(node, token)

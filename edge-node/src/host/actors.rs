@@ -30,6 +30,7 @@ fn to_guest(e: &CallError) -> GuestCallError {
         latchkey_wire::ErrorCode::Trapped | latchkey_wire::ErrorCode::LimitExceeded => {
             GuestCallError::Trapped(message)
         }
+        latchkey_wire::ErrorCode::OutcomeUnknown => GuestCallError::OutcomeUnknown(message),
         _ => GuestCallError::Unavailable(message),
     }
 }

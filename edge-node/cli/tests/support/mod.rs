@@ -1,0 +1,169 @@
+//! Helpers shared by the process tests (`processes.rs`, `faults.rs`): starting `latchkey
+//! control-plane` and `latchkey edge-node` as child processes on loopback, signalling them, and
+//! waiting (boundedly) for them to answer. `proxy` is the fault-injecting TCP proxy.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub(crate) mod proxy;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use http::Method;
+use latchkey_wire::client::{Client, ClientError};
+
+/// A child process, killed (SIGKILL) when dropped, also when the test panics.
+pub(crate) struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    /// SIGKILL, then reap it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name `kill` understands: `STOP`, `CONT`, ...) with the `kill` command.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Whether it is still running (not exited).
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port free on loopback right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `latchkey <args>`, its output (the log goes to stdout) appended to `log` (a restarted
+/// process keeps one log).
+pub(crate) fn latchkey(args: &[&str], log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start latchkey");
+    Proc { child }
+}
+
+/// A control plane with a short lease (2 s), data in `dir/cp`, log in `dir/cp.log`.
+pub(crate) fn control_plane(dir: &Path, port: u16) -> Proc {
+    let data = dir.join("cp");
+    latchkey(
+        &[
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--lease-ttl-ms",
+            "2000",
+            "--heartbeat-interval-ms",
+            "100",
+            "--min-heartbeats",
+            "1",
+        ],
+        &dir.join("cp.log"),
+    )
+}
+
+/// An edge node `id`, data in `dir/<id>`, log in `dir/<id>.log`.
+pub(crate) fn edge_node(dir: &Path, id: &str, port: u16, cp_url: &str, token: &str) -> Proc {
+    edge_node_with(dir, id, port, cp_url, token, &[])
+}
+
+/// [`edge_node`] with more options (e.g. `--advertise`).
+pub(crate) fn edge_node_with(
+    dir: &Path,
+    id: &str,
+    port: u16,
+    cp_url: &str,
+    token: &str,
+    extra: &[&str],
+) -> Proc {
+    let data = dir.join(id);
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "edge-node",
+        "--node-id",
+        id,
+        "--listen",
+        &listen,
+        "--control-plane",
+        cp_url,
+        "--node-token",
+        token,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    latchkey(&args, &dir.join(format!("{id}.log")))
+}
+
+/// Retries `f` on retryable errors (as a client of a restarting system does) for up to 30 s.
+pub(crate) async fn retrying<T>(
+    what: &str,
+    mut f: impl AsyncFnMut() -> Result<T, ClientError>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// Waits (up to 30 s) until `GET {url}/healthz` answers 200.
+pub(crate) async fn healthy(url: &str) {
+    let client = Client::new(url, "");
+    retrying(&format!("{url} healthy"), async || {
+        client
+            .send(
+                Method::GET,
+                "/healthz",
+                "text/plain",
+                Vec::new(),
+                Duration::from_secs(2),
+            )
+            .await
+    })
+    .await;
+}

@@ -90,7 +90,7 @@ impl Forwarder {
                     ))
                 } else {
                     CallError::OutcomeUnknown(format!(
-                        "node {} at {} took the call but its answer was lost ({e}); it may have taken effect",
+                        "node {} at {}: the call was sent but its answer was lost ({e}); it may have taken effect",
                         remote.node_id, remote.address
                     ))
                 }

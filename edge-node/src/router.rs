@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use latchkey_caps::AuthError;
 use latchkey_wire::ErrorCode;
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
 use latchkey_wire::node::EnsureActivationRequest;
@@ -53,18 +54,23 @@ impl NodeInner {
                 request.payload.len()
             )));
         }
-        if !self.auth.has_keys() {
-            return Err(CallError::Unavailable(
-                "this node has not loaded the trusted issuer keys yet; retry".into(),
-            ));
-        }
-        let verified = self.auth.authorize_call(
+        let verified = match self.auth.authorize_call(
             &request.token,
             &request.actor_type,
             &request.key,
             &request.method,
             request.presenter.as_deref(),
-        )?;
+        ) {
+            Ok(verified) => verified,
+            // Checked only when a token fails, to keep the call path to one lock: before the
+            // trusted keys are loaded no token can be judged, so the answer is "retry".
+            Err(AuthError::Invalid(_)) if !self.auth.has_keys() => {
+                return Err(CallError::Unavailable(
+                    "this node has not loaded the trusted issuer keys yet; retry".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let caller = Some(verified.token_id().to_string());
         let id = actor_id(&request.actor_type, &request.key);
         let mut last_error = None;

@@ -40,12 +40,18 @@ pub(crate) struct Table {
     local: Mutex<LruCache<String, Arc<Activation>, RandomState>>,
     max_local: usize,
     remote: Mutex<LruCache<String, Remote, RandomState>>,
-    /// Activations that left the table, by actor: their generation, and a handle alive while
-    /// their task still runs.
-    retired: Mutex<HashMap<String, (Generation, Weak<Load>), RandomState>>,
+    retired: Mutex<Retired>,
 }
 
-/// Retired activations kept before the ones whose task ended are pruned.
+/// Activations that left the table, by actor: their generation, and a handle alive while their
+/// task still runs. Entries whose task ended are pruned when the map reaches `prune_at`, which
+/// then doubles past what is left (so dropping many busy activations at once stays linear).
+struct Retired {
+    map: HashMap<String, (Generation, Weak<Load>), RandomState>,
+    prune_at: usize,
+}
+
+/// The smallest `Retired::prune_at`.
 const RETIRED_PRUNE_AT: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -59,17 +65,21 @@ impl Table {
             local: Mutex::new(LruCache::unbounded_with_hasher(RandomState::default())),
             max_local: max_local.max(1),
             remote: Mutex::new(LruCache::with_hasher(max_remote, RandomState::default())),
-            retired: Mutex::new(HashMap::with_hasher(RandomState::default())),
+            retired: Mutex::new(Retired {
+                map: HashMap::with_hasher(RandomState::default()),
+                prune_at: RETIRED_PRUNE_AT,
+            }),
         }
     }
 
     /// Notes that `activation` left the table (its task may still be finishing calls).
     fn retire(&self, id: &str, activation: &Activation) {
         let mut retired = lock(&self.retired);
-        if retired.len() >= RETIRED_PRUNE_AT {
-            retired.retain(|_, (_, alive)| alive.strong_count() > 0);
+        if retired.map.len() >= retired.prune_at {
+            retired.map.retain(|_, (_, alive)| alive.strong_count() > 0);
+            retired.prune_at = RETIRED_PRUNE_AT.max(2 * retired.map.len());
         }
-        retired.insert(
+        retired.map.insert(
             id.to_owned(),
             (activation.placement.generation, activation.task_alive()),
         );
@@ -79,10 +89,10 @@ impl Table {
     /// calls: then no new one may start for that generation yet.
     pub(crate) fn draining(&self, id: &str, generation: &Generation) -> bool {
         let mut retired = lock(&self.retired);
-        match retired.get(id) {
+        match retired.map.get(id) {
             Some((g, alive)) if alive.strong_count() > 0 => g == generation,
             Some(_) => {
-                retired.remove(id);
+                retired.map.remove(id);
                 false
             }
             None => false,

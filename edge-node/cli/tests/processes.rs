@@ -8,7 +8,6 @@ mod support;
 use std::time::Duration;
 
 use http::Method;
-use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::{Client, ClientError};
 use serde_json::{Value, json};
 use support::{Proc, control_plane, edge_node, free_port, healthy, retrying};
@@ -60,27 +59,6 @@ impl Fleet {
         healthy(&format!("http://127.0.0.1:{port}")).await;
         node
     }
-
-    async fn deploy_counter(&self) -> String {
-        let module = self
-            .admin
-            .upload_module(latchkey_examples::COUNTER.to_vec())
-            .await
-            .unwrap();
-        self.admin
-            .deploy("counter", &module.content_id, None)
-            .await
-            .unwrap();
-        self.admin
-            .mint(&MintRequest {
-                actor_type: Some("counter".into()),
-                rights: Some(vec!["invoke".into()]),
-                ..MintRequest::default()
-            })
-            .await
-            .unwrap()
-            .token
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +66,7 @@ async fn durable_state_survives_a_restart_of_both_processes() {
     let mut fleet = Fleet::start().await;
     let node_port = free_port();
     let mut node = fleet.node("n1", node_port).await;
-    let token = fleet.deploy_counter().await;
+    let token = support::deploy_counter(&fleet.admin).await;
     let url = format!("http://127.0.0.1:{node_port}");
     for expected in 1..=3 {
         let n = retrying("inc", async || call(&url, &token, "k", "inc").await).await;
@@ -131,7 +109,7 @@ async fn two_nodes_one_instance_and_failover_after_sigkill() {
         fleet.node("a", ports[0]).await,
         fleet.node("b", ports[1]).await,
     ];
-    let token = fleet.deploy_counter().await;
+    let token = support::deploy_counter(&fleet.admin).await;
     let urls: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

@@ -57,7 +57,6 @@ use client::{
     CLIENT_TIMEOUT, Checker, KEY, RESYNC_DEADLINE, Target, call, client_loop, lock, secs, utc,
 };
 use http::Method;
-use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::Client;
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -233,29 +232,6 @@ impl Harness {
 
     fn cp_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.cp_port)
-    }
-
-    /// Uploads and deploys the counter; returns a token that may invoke it.
-    async fn deploy_counter(&self) -> String {
-        let module = self
-            .admin
-            .with_timeout(Duration::from_secs(60))
-            .upload_module(latchkey_examples::COUNTER.to_vec())
-            .await
-            .unwrap();
-        self.admin
-            .deploy("counter", &module.content_id, None)
-            .await
-            .unwrap();
-        self.admin
-            .mint(&MintRequest {
-                actor_type: Some("counter".into()),
-                rights: Some(vec!["invoke".into()]),
-                ..MintRequest::default()
-            })
-            .await
-            .unwrap()
-            .token
     }
 
     /// The node holding the counter's live activation (waits up to 30 s for one).
@@ -581,7 +557,7 @@ async fn counter_stays_exact_under_kills_stops_cuts_and_restarts() {
         });
     let mut rng = StdRng::seed_from_u64(seed);
     let mut harness = Harness::start(seed).await;
-    let token = harness.deploy_counter().await;
+    let token = support::deploy_counter(&harness.admin).await;
     let t0 = harness.t0;
 
     // The counter answers (the deployment reached the nodes) before the client starts.

@@ -12,6 +12,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use http::Method;
+use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::{Client, ClientError};
 
 /// A child process, killed (SIGKILL) when dropped, also when the test panics.
@@ -166,4 +167,26 @@ pub(crate) async fn healthy(url: &str) {
             .await
     })
     .await;
+}
+
+/// Uploads and deploys the counter example through `admin`; returns a token that may invoke it.
+pub(crate) async fn deploy_counter(admin: &Client) -> String {
+    let module = admin
+        .with_timeout(Duration::from_secs(60))
+        .upload_module(latchkey_examples::COUNTER.to_vec())
+        .await
+        .unwrap();
+    admin
+        .deploy("counter", &module.content_id, None)
+        .await
+        .unwrap();
+    admin
+        .mint(&MintRequest {
+            actor_type: Some("counter".into()),
+            rights: Some(vec!["invoke".into()]),
+            ..MintRequest::default()
+        })
+        .await
+        .unwrap()
+        .token
 }

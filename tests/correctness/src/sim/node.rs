@@ -522,7 +522,6 @@ fn route(w: &mut World, i: usize, mut r: Routing) {
 }
 
 fn cp_answered(w: &mut World, i: usize, pending: Pending, result: CpAnswer) {
-    let now = w.now;
     match (pending, result) {
         (Pending::Register { sent_at }, CpAnswer::Lease { epoch }) => {
             let n = &mut w.nodes[i];
@@ -615,7 +614,6 @@ fn cp_answered(w: &mut World, i: usize, pending: Pending, result: CpAnswer) {
             }
         }
         (pending, answer) => {
-            let _ = now;
             unreachable!(
                 "answer {answer:?} does not fit the request ({:?})",
                 kind(&pending)

@@ -153,6 +153,8 @@ fn check_window(capability: &Capability, now: u64) -> Result<(), VerifyError> {
 pub struct Verified {
     capability: Capability,
     revocation_ids: Vec<RevocationId>,
+    /// [`Verified::token_id`] as text, made once (callers name it on every call).
+    token_id_text: String,
     key_id: KeyId,
     sealed: bool,
 }
@@ -166,6 +168,11 @@ impl Verified {
     /// One revocation id per block, authority block first.
     pub fn revocation_ids(&self) -> &[RevocationId] {
         &self.revocation_ids
+    }
+
+    /// [`Verified::token_id`] as text (lowercase hex), as `RevocationId`'s `Display` writes it.
+    pub fn token_id_text(&self) -> &str {
+        &self.token_id_text
     }
 
     /// Identifies this exact chain: the revocation id of its last block.
@@ -262,9 +269,15 @@ pub(crate) fn verify_layout(
     check_proof(&state, layout.key_id, layout.proof)?;
     check_revocations(&state.revocation_ids, revoked)?;
     check_window(&state.capability, now)?;
+    let token_id_text = state
+        .revocation_ids
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     Ok(Verified {
         capability: state.capability,
         revocation_ids: state.revocation_ids,
+        token_id_text,
         key_id: layout.key_id,
         sealed: matches!(layout.proof, RawProof::Seal(_)),
     })

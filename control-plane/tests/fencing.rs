@@ -23,18 +23,30 @@ fn an_activation_is_placed_once_and_found_again() {
     join(&r, "a", "eu");
     join(&r, "b", "eu");
     let version = deploy(&r, "v1");
-    let first = ensure(&r, "a", "k1");
+    let mut first = ensure(&r, "a", "k1");
     assert_eq!(
         (first.node_id.as_str(), first.module_version.as_str()),
         ("a", version.as_str())
     );
     assert_eq!(first.node_address, "a:1");
+    assert!(
+        first.no_state,
+        "a new placement says the actor has no stored state"
+    );
     clock.advance(100_000);
     let again = ensure(&r, "b", "k1");
+    assert!(!again.no_state, "only the placement itself says so");
+    first.no_state = false;
     assert_eq!(
         again, first,
         "the live activation is returned, not a new one"
     );
+    // Once the actor stored something, a new placement no longer says it has no state.
+    put(&r, "a", &first, b"1").unwrap();
+    restart(&r, &clock, "a", "eu");
+    let replaced = ensure(&r, "a", "k1");
+    assert_ne!(replaced.generation, first.generation, "placed anew");
+    assert!(!replaced.no_state);
     let listed = r.activations(Some("counter"), 10).unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].live);
@@ -292,8 +304,10 @@ fn concurrent_ensures_place_an_actor_once() {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        // The same activation for all (the one whose ensure placed it also hears `no_state`).
+        let fences: Vec<_> = results.iter().map(|a| (a.fence(), &a.node_id)).collect();
         assert!(
-            results.windows(2).all(|w| w[0] == w[1]),
+            fences.windows(2).all(|w| w[0] == w[1]),
             "round {round}: {results:?}"
         );
     }
@@ -380,4 +394,67 @@ fn commits_are_limited_and_a_refused_commit_writes_nothing() {
         None,
         "nothing of the refused commit was written"
     );
+}
+
+#[test]
+fn a_batch_of_commits_applies_each_on_its_own_fence() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    let (k1, k2, k3) = (
+        ensure(&r, "a", "k1"),
+        ensure(&r, "a", "k2"),
+        ensure(&r, "a", "k3"),
+    );
+    let mut stale = k2.clone();
+    stale.generation.0[9] ^= 1;
+    let commit = |act: &Activation, seq: u64, value: &[u8]| CommitRequest {
+        seq,
+        fence: act.fence(),
+        writes: vec![StateWrite::Put(b"n".to_vec(), value.to_vec())],
+    };
+    let first = commit(&k1, next_seq(), b"1");
+    let oversized = CommitRequest {
+        seq: next_seq(),
+        fence: k3.fence(),
+        writes: vec![StateWrite::Put(vec![b'k'; 1 << 20], b"x".to_vec())],
+    };
+    let results = r
+        .commit_states(
+            "a",
+            &[first.clone(), commit(&stale, next_seq(), b"2"), oversized],
+        )
+        .unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(
+            &results[1],
+            Err(RegistryError::Fenced(FenceRejection::Replaced { .. }))
+        ),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(&results[2], Err(RegistryError::TooLarge(_))),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(get(&r, "a", &k1).unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        get(&r, "a", &k2).unwrap(),
+        None,
+        "the stale commit wrote nothing"
+    );
+    assert_eq!(
+        get(&r, "a", &k3).unwrap(),
+        None,
+        "the refused commit wrote nothing"
+    );
+
+    // A batch resending the applied commit acknowledges it without applying it again.
+    put(&r, "a", &k1, b"3").unwrap();
+    let again = r.commit_states("a", &[first]).unwrap();
+    assert!(again[0].is_ok());
+    assert_eq!(get(&r, "a", &k1).unwrap().as_deref(), Some(&b"3"[..]));
 }

@@ -1,57 +1,54 @@
-//! One activation: the single live instance of an actor on this node. Calls wait in a bounded
-//! mailbox and run one at a time, in arrival order, on one instance that keeps its in-memory
-//! state between calls. Between calls the activation switches to a newly deployed version
-//! (`upgrade.rs`).
+//! One activation: the single live instance of an actor on this node. Calls take turns on it
+//! one at a time, in arrival order (a fair lock), on one instance that keeps its in-memory state
+//! between calls. The caller's own task runs its call (no hand-off to another task); once a call
+//! holds the instance it runs to its end even if its caller stops waiting ([`Detached`]), so a
+//! guest call or a commit is never cut off halfway. Between calls the activation switches to a
+//! newly deployed version (`upgrade.rs`).
 //!
 //! A call's answer is released only after its writes are committed (`instance.rs`). A trap, a
 //! resource limit, a timeout, a stale fence or a failed commit discards the call's writes, resets
 //! the instance and fails the call; a stale fence also removes the activation from the table, so
 //! the next call asks the control plane where the actor lives.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use latchkey_wire::node::Activation as Placement;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::CallError;
 use crate::host::ReadCache;
-use crate::instance::{Instance, Stop, context, instantiate};
+use crate::instance::{Instance, Stop, instantiate};
 use crate::node::NodeInner;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::table::actor_id;
 
-/// One call waiting in a mailbox.
+/// One call for an activation.
 pub(crate) struct Call {
     pub(crate) method: String,
     pub(crate) payload: Bytes,
     /// Token id of the caller's capability.
     pub(crate) caller: Option<String>,
     pub(crate) deadline: Instant,
-    pub(crate) reply: oneshot::Sender<Result<Bytes, CallError>>,
 }
 
-/// What an activation's task receives.
-pub(crate) enum Message {
-    Call(Call),
-    /// A deployment changed: check the version now rather than at the next call.
-    Upgrade,
-}
-
-/// The handle the activation table keeps. Dropping it closes the mailbox: the task finishes
-/// the calls already queued, then ends and drops the instance.
+/// The handle the activation table keeps. The instance lives while the table or a call holds
+/// the activation: after it leaves the table, the calls already admitted still run on it.
 pub(crate) struct Activation {
     pub(crate) placement: Placement,
-    mailbox: mpsc::Sender<Message>,
+    slot: Arc<Mutex<Slot>>,
     load: Arc<Load>,
 }
 
-/// What the task and the table both track (the task must not hold the mailbox's sender).
+/// What the table and the calls both track.
 #[derive(Default)]
 pub(crate) struct Load {
-    /// Calls (and version checks) enqueued or running.
+    /// Calls (and version checks) admitted and not finished.
     pending: AtomicUsize,
     /// Node clock (µs) when the last call finished.
     last_used: AtomicU64,
@@ -59,59 +56,73 @@ pub(crate) struct Load {
     pub(crate) queued: AtomicBool,
 }
 
+/// A call admitted to an activation (counted as pending until it finishes or is abandoned
+/// before it started).
+pub(crate) struct Admitted {
+    slot: Arc<Mutex<Slot>>,
+    pending: Pending,
+}
+
+/// One pending call or version check; uncounted when dropped.
+struct Pending(Arc<Load>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Activation {
-    /// Starts the activation's task; the instance is created by its first call.
-    pub(crate) fn spawn(node: &Arc<NodeInner>, placement: Placement) -> Arc<Self> {
-        let (mailbox, messages) = mpsc::channel(node.config.mailbox_size.max(1));
+    /// A new activation; the instance is created by its first call.
+    pub(crate) fn new(node: &Arc<NodeInner>, placement: Placement) -> Arc<Self> {
         let load = Arc::new(Load::default());
         load.last_used.store(node.lease.now(), Ordering::Release);
-        let slot = Slot {
-            node: Arc::clone(node),
-            mailbox: mailbox.downgrade(),
-            placement: placement.clone(),
-            instance: None,
-            seen_revision: NEVER_CHECKED,
-            load: Arc::clone(&load),
-        };
-        tokio::spawn(run(slot, messages));
+        let slot = Arc::new_cyclic(|this| {
+            Mutex::new(Slot {
+                node: Arc::clone(node),
+                this: this.clone(),
+                placement: placement.clone(),
+                instance: None,
+                no_state: placement.no_state,
+                seen_revision: NEVER_CHECKED,
+                load: Arc::clone(&load),
+            })
+        });
         Arc::new(Activation {
             placement,
-            mailbox,
+            slot,
             load,
         })
     }
 
-    /// Queues a call, or fails at once if the mailbox is full (overloaded) or closed.
-    pub(crate) fn enqueue(&self, call: Call) -> Result<(), CallError> {
-        self.load.pending.fetch_add(1, Ordering::AcqRel);
-        match self.mailbox.try_send(Message::Call(call)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.load.pending.fetch_sub(1, Ordering::AcqRel);
-                Err(match e {
-                    mpsc::error::TrySendError::Full(_) => CallError::Overloaded(self.name()),
-                    mpsc::error::TrySendError::Closed(_) => CallError::Unavailable(format!(
-                        "activation of {} was dropped; retry",
-                        self.name()
-                    )),
-                })
-            }
+    /// Counts a call as pending, or refuses it at once if `max_waiting` calls already wait
+    /// (overloaded). The table calls this under its lock, so an activation with a call admitted
+    /// is never evicted as idle.
+    pub(crate) fn admit(&self, max_waiting: usize) -> Result<Admitted, CallError> {
+        let before = self.load.pending.fetch_add(1, Ordering::AcqRel);
+        let pending = Pending(Arc::clone(&self.load));
+        // One call runs; `max_waiting` may wait behind it.
+        if before > max_waiting {
+            return Err(CallError::Overloaded(self.name()));
         }
+        Ok(Admitted {
+            slot: Arc::clone(&self.slot),
+            pending,
+        })
     }
 
-    /// Asks the task to check its code version now; false if the mailbox is full (the task
-    /// checks before its next call anyway).
+    /// Asks the activation to check its code version now, between calls.
     pub(crate) fn poke(&self) -> bool {
-        poke(&self.mailbox, &self.load)
+        poke(&self.slot, &self.load)
     }
 
-    /// A handle that stays alive while the activation's task runs (also after the activation
-    /// left the table, while it finishes the calls already queued).
-    pub(crate) fn task_alive(&self) -> std::sync::Weak<Load> {
+    /// A handle that stays alive while the activation can still run calls (also after it left
+    /// the table, while the calls already admitted finish).
+    pub(crate) fn task_alive(&self) -> Weak<Load> {
         Arc::downgrade(&self.load)
     }
 
-    /// No call queued or running.
+    /// No call admitted or running.
     pub(crate) fn is_idle(&self) -> bool {
         self.load.pending.load(Ordering::Acquire) == 0
     }
@@ -123,6 +134,60 @@ impl Activation {
 
     fn name(&self) -> String {
         format!("{}/{}", self.placement.actor_type, self.placement.key)
+    }
+}
+
+impl Admitted {
+    /// Waits for the activation's earlier calls (in arrival order), then runs `call` in this
+    /// task. The wait has no timer of its own: each earlier call ends by its own deadline, and a
+    /// call whose deadline passed while it waited fails at once with a timeout.
+    pub(crate) async fn run(self, call: Call) -> Result<Bytes, CallError> {
+        let Admitted { slot, pending } = self;
+        let slot = slot.lock_owned().await;
+        Detached::new(async move {
+            let mut slot = slot;
+            slot.maybe_switch().await;
+            let result = slot
+                .execute(&call.method, &call.payload, call.caller, call.deadline)
+                .await;
+            slot.load
+                .last_used
+                .store(slot.node.lease.now(), Ordering::Release);
+            drop(pending);
+            result
+        })
+        .await
+    }
+}
+
+/// A future that, if dropped before it finished (its caller stopped waiting), finishes in a
+/// task of its own.
+struct Detached<T: Send + 'static>(Option<Pin<Box<dyn Future<Output = T> + Send>>>);
+
+impl<T: Send + 'static> Detached<T> {
+    fn new(work: impl Future<Output = T> + Send + 'static) -> Self {
+        Detached(Some(Box::pin(work)))
+    }
+}
+
+impl<T: Send + 'static> Future for Detached<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let work = self.0.as_mut().expect("polled after it finished");
+        let output = std::task::ready!(work.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<T: Send + 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(rest);
+        }
     }
 }
 
@@ -138,45 +203,34 @@ impl Load {
     }
 }
 
-/// Sends a version check to an activation's task.
-pub(crate) fn poke(mailbox: &mpsc::Sender<Message>, load: &Load) -> bool {
-    // Counted as pending so that the activation is not evicted while it switches.
+/// Has an activation check its code version between calls, in a task of its own (counted as
+/// pending, so that the activation is not evicted while it switches).
+pub(crate) fn poke(slot: &Arc<Mutex<Slot>>, load: &Arc<Load>) -> bool {
     load.pending.fetch_add(1, Ordering::AcqRel);
-    let sent = mailbox.try_send(Message::Upgrade).is_ok();
-    if !sent {
-        load.pending.fetch_sub(1, Ordering::AcqRel);
-    }
-    sent
+    let pending = Pending(Arc::clone(load));
+    let slot = Arc::clone(slot);
+    tokio::spawn(async move {
+        slot.lock().await.maybe_switch().await;
+        drop(pending);
+    });
+    true
 }
 
-/// An activation's task state.
+/// An activation's state: its instance and what it runs.
 pub(crate) struct Slot {
     pub(crate) node: Arc<NodeInner>,
-    /// This activation's own mailbox (weak: the task must not keep it open), for waking it when
-    /// its turn to switch versions comes.
-    pub(crate) mailbox: mpsc::WeakSender<Message>,
+    /// This slot (weak: a waiting switch must not keep a dropped activation alive), for waking
+    /// it when its turn to switch versions comes.
+    pub(crate) this: Weak<Mutex<Slot>>,
     /// The activation as the control plane records it (the generation changes on upgrades).
     pub(crate) placement: Placement,
     pub(crate) instance: Option<Instance>,
+    /// The control plane placed the actor with no stored state and no instance has run yet: the
+    /// first instance starts with a complete, empty read cache.
+    no_state: bool,
     /// The node's deployment revision this activation last checked its version against.
     pub(crate) seen_revision: u64,
     pub(crate) load: Arc<Load>,
-}
-
-async fn run(mut slot: Slot, mut messages: mpsc::Receiver<Message>) {
-    while let Some(message) = messages.recv().await {
-        slot.maybe_switch().await;
-        if let Message::Call(call) = message {
-            let result = slot
-                .execute(&call.method, &call.payload, call.caller, call.deadline)
-                .await;
-            let _ = call.reply.send(result);
-            slot.load
-                .last_used
-                .store(slot.node.lease.now(), Ordering::Release);
-        }
-        slot.load.pending.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Slot {
@@ -204,7 +258,7 @@ impl Slot {
             self.instance = Some(instance);
         }
         let live = self.instance.as_mut().expect("just activated");
-        live.begin(&node, context(&self.placement, caller), deadline);
+        live.begin(&node, caller, deadline);
         let result = match live.handle(method, payload, deadline).await {
             Ok(result) => result,
             Err((error, stop)) => {
@@ -239,14 +293,18 @@ impl Slot {
     /// Creates the instance and runs `on-activate`, committing its writes.
     async fn activate(&mut self, deadline: Instant) -> Result<Instance, CallError> {
         let node = Arc::clone(&self.node);
-        let mut instance =
-            instantiate(&node, &self.placement, ReadCache::default(), None, deadline)
-                .await
-                .map_err(|(e, stop)| {
-                    self.count_stop(stop);
-                    e
-                })?;
-        instance.begin(&node, context(&self.placement, None), deadline);
+        let cache = if std::mem::take(&mut self.no_state) {
+            ReadCache::of_empty_actor()
+        } else {
+            ReadCache::default()
+        };
+        let mut instance = instantiate(&node, &self.placement, cache, None, deadline)
+            .await
+            .map_err(|(e, stop)| {
+                self.count_stop(stop);
+                e
+            })?;
+        instance.begin(&node, None, deadline);
         let activated = instance.on_activate(deadline).await.map_err(|(e, stop)| {
             self.count_stop(stop);
             e

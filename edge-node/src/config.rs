@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Largest request payload, in bytes.
     pub max_payload: usize,
+    /// Most activations' commits sent to the control plane in one request (1: each alone).
+    pub max_commit_batch: usize,
 }
 
 impl NodeConfig {
@@ -51,6 +53,7 @@ impl NodeConfig {
             max_activations: 10_000,
             idle_timeout: Duration::from_secs(300),
             max_payload: 1 << 20,
+            max_commit_batch: 512,
         }
     }
 }
@@ -107,6 +110,9 @@ pub struct NodeArgs {
     /// Largest request payload, in KiB.
     #[arg(long, default_value_t = 1024)]
     pub max_payload_kb: usize,
+    /// Most activations' commits sent to the control plane in one request (1: each alone).
+    #[arg(long, default_value_t = 512)]
+    pub max_commit_batch: usize,
 }
 
 impl NodeArgs {
@@ -136,6 +142,7 @@ impl NodeArgs {
         config.max_activations = self.max_activations;
         config.idle_timeout = Duration::from_secs(self.idle_timeout_secs);
         config.max_payload = self.max_payload_kb << 10;
+        config.max_commit_batch = self.max_commit_batch;
         Ok(config)
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
@@ -23,6 +24,9 @@ use crate::runtime::bindings::latchkey::actor::types::Context;
 pub(crate) struct Instance {
     pub(crate) store: Store<HostState>,
     pub(crate) actor: Actor,
+    /// What the guest is told about the call in progress (kept here, outside the store, so a
+    /// call passes it without copying it).
+    context: Context,
     _counted: Counted,
 }
 
@@ -46,7 +50,7 @@ pub(crate) enum Stop {
 }
 
 /// The call context a guest sees.
-pub(crate) fn context(placement: &Placement, caller: Option<String>) -> Context {
+fn context(placement: &Placement, caller: Option<String>) -> Context {
     Context {
         actor_type: placement.actor_type.clone(),
         key: placement.key.clone(),
@@ -80,7 +84,6 @@ pub(crate) async fn instantiate(
     let actor_ctx = ActorCtx {
         node: Arc::clone(node),
         fence: placement.fence(),
-        context: context(placement, None),
         cache,
         writes: CallWrites::default(),
         poisoned: None,
@@ -100,15 +103,17 @@ pub(crate) async fn instantiate(
     Ok(Instance {
         store,
         actor,
+        context: context(placement, None),
         _counted: Counted(Arc::clone(&node.live_instances)),
     })
 }
 
 impl Instance {
-    /// Starts a call: context, empty write buffer, deadline, CPU budget.
-    pub(crate) fn begin(&mut self, node: &NodeInner, context: Context, deadline: Instant) {
+    /// Starts a call by `caller` (a token id; `None` for hooks): empty write buffer, deadline,
+    /// CPU budget.
+    pub(crate) fn begin(&mut self, node: &NodeInner, caller: Option<String>, deadline: Instant) {
+        self.context.caller = caller;
         let actor = &mut self.store.data_mut().actor;
-        actor.context = context;
         actor.writes = CallWrites::default();
         actor.poisoned = None;
         actor.fenced = false;
@@ -122,10 +127,10 @@ impl Instance {
         &mut self,
         deadline: Instant,
     ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
-        let ctx = self.store.data().actor.context.clone();
+        let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
-        let run = handler.call_on_activate(&mut self.store, &ctx);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let run = handler.call_on_activate(&mut self.store, ctx);
+        let outcome = within(deadline, run).await;
         settle(&self.store, outcome, "on-activate")
     }
 
@@ -135,10 +140,10 @@ impl Instance {
         previous: &str,
         deadline: Instant,
     ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
-        let ctx = self.store.data().actor.context.clone();
+        let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
-        let run = handler.call_on_upgrade(&mut self.store, &ctx, previous);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let run = handler.call_on_upgrade(&mut self.store, ctx, previous);
+        let outcome = within(deadline, run).await;
         settle(&self.store, outcome, "on-upgrade")
     }
 
@@ -149,10 +154,10 @@ impl Instance {
         payload: &[u8],
         deadline: Instant,
     ) -> Result<Result<Vec<u8>, GuestError>, (CallError, Stop)> {
-        let ctx = self.store.data().actor.context.clone();
+        let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
-        let run = handler.call_handle(&mut self.store, &ctx, method, payload);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let run = handler.call_handle(&mut self.store, ctx, method, payload);
+        let outcome = within(deadline, run).await;
         settle(&self.store, outcome, method)
     }
 
@@ -194,7 +199,7 @@ async fn commit(
     let mut backoff = Duration::from_millis(20);
     let mut resent = false;
     loop {
-        let e = match node.cp.commit_state(&node.config.node_id, request).await {
+        let e = match node.committer.commit(request).await {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
@@ -236,21 +241,32 @@ async fn commit(
     }
 }
 
+/// Runs `work` until `deadline` (`None`: it did not finish in time). Most guest calls finish in
+/// their first poll (no host I/O), and those arm no timer.
+async fn within<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => tokio::time::timeout_at(deadline, work).await.ok(),
+    }
+}
+
 /// The result of a guest export run under a deadline, or what stopped it.
 fn settle<T>(
     store: &Store<HostState>,
-    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    outcome: Option<wasmtime::Result<T>>,
     what: &str,
 ) -> Result<T, (CallError, Stop)> {
     match outcome {
-        Err(_) => Err((
+        None => Err((
             CallError::Timeout(format!(
                 "{what} did not finish before its deadline; its writes were discarded"
             )),
             Stop::Host,
         )),
-        Ok(Err(e)) => Err(classify(store, &e, what)),
-        Ok(Ok(result)) => Ok(result),
+        Some(Err(e)) => Err(classify(store, &e, what)),
+        Some(Ok(result)) => Ok(result),
     }
 }
 

@@ -11,8 +11,11 @@
 
 mod activation;
 pub mod auth;
+mod committer;
 mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod floor;
 mod follow;
 mod forward;
 mod host;

@@ -47,6 +47,8 @@ impl Readiness {
 pub struct NodeInner {
     pub(crate) config: NodeConfig,
     pub(crate) cp: Client,
+    /// Commits activations' writes through `cp`, batched.
+    pub(crate) committer: crate::committer::Committer,
     pub(crate) auth: Auth,
     pub(crate) lease: Lease,
     pub(crate) runtime: Runtime,
@@ -59,7 +61,7 @@ pub struct NodeInner {
     /// Bumped whenever a deployment changes: activations compare it before each call.
     pub(crate) deployment_revision: AtomicU64,
     /// Call outcomes per (actor type, version) since the last report.
-    pub(crate) outcomes: Mutex<HashMap<(String, String), OutcomeCounts>>,
+    pub(crate) outcomes: Mutex<HashMap<String, HashMap<String, OutcomeCounts>>>,
     /// Activations switched to another version so far.
     pub(crate) switches: AtomicU64,
     /// Switches in progress, and activations waiting for their turn.
@@ -106,8 +108,15 @@ impl NodeInner {
             .outcomes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (actor_type.to_owned(), version.to_owned());
-        count(outcomes.entry(key).or_default());
+        // Two lookups rather than one `entry`: no allocation once the version was counted.
+        if !outcomes.contains_key(actor_type) {
+            outcomes.insert(actor_type.to_owned(), HashMap::new());
+        }
+        let versions = outcomes.get_mut(actor_type).expect("just inserted");
+        if !versions.contains_key(version) {
+            versions.insert(version.to_owned(), OutcomeCounts::default());
+        }
+        count(versions.get_mut(version).expect("just inserted"));
     }
 }
 
@@ -142,8 +151,14 @@ impl EdgeNode {
             )
         })?;
         let (ready, _) = watch::channel(Readiness::default());
+        let cp = Client::new(&config.control_plane, &config.node_token);
         let inner = Arc::new(NodeInner {
-            cp: Client::new(&config.control_plane, &config.node_token),
+            committer: crate::committer::Committer::new(
+                cp.clone(),
+                &config.node_id,
+                config.max_commit_batch,
+            ),
+            cp,
             auth: Auth::new(NonZeroUsize::new(10_000).expect("nonzero")),
             lease: Lease::new(),
             runtime,
@@ -343,10 +358,12 @@ async fn report_outcomes(node: Arc<NodeInner>) {
         let report = OutcomeReport {
             outcomes: taken
                 .iter()
-                .map(|((actor_type, version), counts)| VersionOutcomes {
-                    actor_type: actor_type.clone(),
-                    version: version.clone(),
-                    counts: *counts,
+                .flat_map(|(actor_type, versions)| {
+                    versions.iter().map(|(version, counts)| VersionOutcomes {
+                        actor_type: actor_type.clone(),
+                        version: version.clone(),
+                        counts: *counts,
+                    })
                 })
                 .collect(),
         };
@@ -361,8 +378,11 @@ async fn report_outcomes(node: Arc<NodeInner>) {
                     .outcomes
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (key, counts) in taken {
-                    outcomes.entry(key).or_default().add(&counts);
+                for (actor_type, versions) in taken {
+                    let kept = outcomes.entry(actor_type).or_default();
+                    for (version, counts) in versions {
+                        kept.entry(version).or_default().add(&counts);
+                    }
                 }
             }
         }

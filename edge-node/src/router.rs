@@ -11,7 +11,6 @@ use latchkey_caps::AuthError;
 use latchkey_wire::ErrorCode;
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
 use latchkey_wire::node::EnsureActivationRequest;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::activation::{Activation, Call};
@@ -71,7 +70,7 @@ impl NodeInner {
             }
             Err(e) => return Err(e.into()),
         };
-        let caller = Some(verified.token_id().to_string());
+        let caller = Some(verified.token_id_text().to_owned());
         let id = actor_id(&request.actor_type, &request.key);
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
@@ -81,18 +80,14 @@ impl NodeInner {
                 ));
             };
             // 1. Here.
-            let (reply, answer) = oneshot::channel();
-            let call = Call {
-                method: request.method.clone(),
-                payload: request.payload.clone(),
-                caller: caller.clone(),
-                deadline: request.deadline,
-                reply,
-            };
-            match self.table.enqueue_local(&id, epoch, call) {
-                Ok(Ok(())) => return self.await_reply(answer, request.deadline).await,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => {}
+            if let Some(admitted) = self.table.admit_local(&id, epoch, self.config.mailbox_size) {
+                let call = Call {
+                    method: request.method.clone(),
+                    payload: request.payload.clone(),
+                    caller: caller.clone(),
+                    deadline: request.deadline,
+                };
+                return admitted?.run(call).await;
             }
             // 2. Where it was last seen.
             if !request.forwarded
@@ -137,7 +132,7 @@ impl NodeInner {
                 }
                 Placed::Here => self
                     .table
-                    .insert_local(id.clone(), || Activation::spawn(self, placement)),
+                    .insert_local(id.clone(), || Activation::new(self, placement)),
                 Placed::WrongEpoch => {
                     last_error = Some(CallError::Unavailable(format!(
                         "the control plane placed the actor in epoch {} but this node is in epoch {epoch}; retry",
@@ -166,22 +161,6 @@ impl NodeInner {
                 request.actor_type, request.key
             ))
         }))
-    }
-
-    async fn await_reply(
-        &self,
-        answer: oneshot::Receiver<Result<Bytes, CallError>>,
-        deadline: Instant,
-    ) -> Result<Bytes, CallError> {
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(CallError::Unavailable(
-                "the activation was dropped before the call ran; retry".into(),
-            )),
-            Err(_) => Err(CallError::OutcomeUnknown(
-                "the call did not finish before its deadline; it may still take effect".into(),
-            )),
-        }
     }
 }
 

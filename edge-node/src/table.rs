@@ -15,7 +15,7 @@ use foldhash::fast::RandomState;
 use latchkey_wire::Generation;
 use lru::LruCache;
 
-use crate::activation::{Activation, Call, Load};
+use crate::activation::{Activation, Admitted, Load};
 use crate::error::CallError;
 
 /// `type \0 key`: one string per actor.
@@ -99,27 +99,32 @@ impl Table {
         }
     }
 
-    /// Queues `call` on the local activation of `id`, if there is one of `epoch`. Returns the
-    /// call back when there is none. Done under the table lock, so eviction cannot race it.
-    pub(crate) fn enqueue_local(
+    /// Admits a call to the local activation of `id`, if there is one of `epoch` (`None`: there
+    /// is none). Done under the table lock, so eviction cannot race it.
+    pub(crate) fn admit_local(
         &self,
         id: &str,
         epoch: u64,
-        call: Call,
-    ) -> Result<Result<(), CallError>, Call> {
+        max_waiting: usize,
+    ) -> Option<Result<Admitted, CallError>> {
         let mut local = lock(&self.local);
         match local.get(id) {
             Some(activation) if activation.placement.node_epoch == epoch => {
-                Ok(activation.enqueue(call))
+                Some(activation.admit(max_waiting))
             }
             Some(_) => {
                 if let Some(stale) = local.pop(id) {
                     self.retire(id, &stale);
                 }
-                Err(call)
+                None
             }
-            None => Err(call),
+            None => None,
         }
+    }
+
+    /// The placement of the local activation of `id`, if there is one.
+    pub(crate) fn placement(&self, id: &str) -> Option<latchkey_wire::node::Activation> {
+        lock(&self.local).peek(id).map(|a| a.placement.clone())
     }
 
     /// Adds an activation unless one of the same generation is there already; evicts idle

@@ -11,34 +11,54 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::UpgradeRequest;
-use tokio::sync::mpsc;
+use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
-use crate::activation::{Load, Message, Slot, guest_message, poke};
+use crate::activation::{Load, Slot, guest_message, poke};
 use crate::error::CallError;
 use crate::host::ReadCache;
-use crate::instance::{Instance, Stop, context, instantiate};
+use crate::instance::{Instance, Stop, instantiate};
 
 /// Switches run at once on a node: enough to keep the control plane busy, few enough that each
 /// is quick, so a call waits for its own actor's switch only, not for a thousand others.
 const CONCURRENT_SWITCHES: usize = 32;
 
 /// The node's switches in progress and the activations waiting for a turn (which keep serving
-/// calls on their old version meanwhile).
-#[derive(Default)]
-pub(crate) struct Switching {
-    queue: Mutex<Queue>,
+/// calls on their old version meanwhile). `W` wakes a waiting activation.
+pub(crate) struct Switching<W = Weak<AsyncMutex<Slot>>> {
+    queue: Mutex<Queue<W>>,
 }
 
-#[derive(Default)]
-struct Queue {
+impl<W> Default for Switching<W> {
+    fn default() -> Self {
+        Switching {
+            queue: Mutex::new(Queue {
+                running: 0,
+                waiting: VecDeque::new(),
+            }),
+        }
+    }
+}
+
+struct Queue<W> {
     running: usize,
-    waiting: VecDeque<(mpsc::WeakSender<Message>, Weak<Load>)>,
+    waiting: VecDeque<(W, Weak<Load>)>,
 }
 
-impl Switching {
-    /// Takes a turn to switch, or queues the activation to be poked when one ends.
-    fn begin(&self, mailbox: &mpsc::WeakSender<Message>, load: &Arc<Load>) -> bool {
+/// Wakes an activation waiting for its turn to switch; false if it is gone.
+pub(crate) trait Wake {
+    fn wake(&self, load: &Arc<Load>) -> bool;
+}
+
+impl Wake for Weak<AsyncMutex<Slot>> {
+    fn wake(&self, load: &Arc<Load>) -> bool {
+        self.upgrade().is_some_and(|slot| poke(&slot, load))
+    }
+}
+
+impl<W: Wake + Clone> Switching<W> {
+    /// Takes a turn to switch, or queues the activation to be woken when one ends.
+    fn begin(&self, waker: &W, load: &Arc<Load>) -> bool {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.running < CONCURRENT_SWITCHES {
             queue.running += 1;
@@ -47,7 +67,7 @@ impl Switching {
         if !load.queued.swap(true, Ordering::AcqRel) {
             queue
                 .waiting
-                .push_back((mailbox.clone(), Arc::downgrade(load)));
+                .push_back((waker.clone(), Arc::downgrade(load)));
         }
         false
     }
@@ -56,13 +76,10 @@ impl Switching {
     fn end(&self) {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.running -= 1;
-        while let Some((mailbox, load)) = queue.waiting.pop_front() {
+        while let Some((waker, load)) = queue.waiting.pop_front() {
             let Some(load) = load.upgrade() else { continue };
             load.queued.store(false, Ordering::Release);
-            if mailbox
-                .upgrade()
-                .is_some_and(|mailbox| poke(&mailbox, &load))
-            {
+            if waker.wake(&load) {
                 return;
             }
         }
@@ -99,7 +116,7 @@ impl Slot {
         if self.node.lease.valid_epoch() != Some(self.placement.node_epoch) {
             return; // the next call fails and the actor is placed again, on the new version
         }
-        if !self.node.switching.begin(&self.mailbox, &self.load) {
+        if !self.node.switching.begin(&self.this, &self.load) {
             return; // serve on the old version meanwhile; woken when a switch ends
         }
         let switched = self.switch(&target).await;
@@ -134,7 +151,7 @@ impl Slot {
                 return self.failed(target, stop);
             }
         };
-        fresh.begin(&node, context(&next, None), deadline);
+        fresh.begin(&node, None, deadline);
         let hook = fresh.on_upgrade(&previous, deadline).await;
         let poison = fresh.take_poison();
         let fenced = fresh.store.data().actor.fenced;
@@ -205,7 +222,7 @@ impl Slot {
         let Some(live) = self.instance.as_mut() else {
             return;
         };
-        live.begin(&node, context(&self.placement, None), deadline);
+        live.begin(&node, None, deadline);
         match live.on_activate(deadline).await {
             Err((error, stop)) => {
                 self.count_stop(stop);
@@ -261,39 +278,45 @@ impl Slot {
 mod tests {
     use super::*;
 
+    /// Records wake-ups; `alive: false` plays an activation dropped while it waited.
+    #[derive(Clone)]
+    struct Probe {
+        woken: Arc<std::sync::atomic::AtomicUsize>,
+        alive: bool,
+    }
+
+    impl Wake for Probe {
+        fn wake(&self, _: &Arc<Load>) -> bool {
+            if self.alive {
+                self.woken.fetch_add(1, Ordering::Relaxed);
+            }
+            self.alive
+        }
+    }
+
+    fn probe(alive: bool) -> Probe {
+        Probe {
+            woken: Arc::default(),
+            alive,
+        }
+    }
+
     #[test]
     fn a_switch_ending_wakes_the_first_activation_still_waiting() {
-        let switching = Switching::default();
-        let (tx, _rx) = mpsc::channel::<Message>(4);
-        let load = Arc::new(Load::default());
+        let switching = Switching::<Probe>::default();
+        let (running, load) = (probe(true), Arc::new(Load::default()));
         for _ in 0..CONCURRENT_SWITCHES {
-            assert!(switching.begin(&tx.downgrade(), &load));
+            assert!(switching.begin(&running, &load));
         }
-        let (gone_tx, gone_rx) = mpsc::channel::<Message>(4);
-        let gone = Arc::new(Load::default());
-        assert!(
-            !switching.begin(&gone_tx.downgrade(), &gone),
-            "no turn left"
-        );
-        let (waiting_tx, mut waiting_rx) = mpsc::channel::<Message>(4);
-        let waiting = Arc::new(Load::default());
-        assert!(!switching.begin(&waiting_tx.downgrade(), &waiting));
-        assert!(
-            !switching.begin(&waiting_tx.downgrade(), &waiting),
-            "queued once"
-        );
-        drop((gone_tx, gone_rx, gone)); // this activation was dropped while it waited
+        let (gone, gone_load) = (probe(false), Arc::new(Load::default()));
+        assert!(!switching.begin(&gone, &gone_load), "no turn left");
+        let (waiting, waiting_load) = (probe(true), Arc::new(Load::default()));
+        assert!(!switching.begin(&waiting, &waiting_load));
+        assert!(!switching.begin(&waiting, &waiting_load), "queued once");
 
         switching.end();
-        assert!(
-            matches!(waiting_rx.try_recv(), Ok(Message::Upgrade)),
-            "woken"
-        );
-        assert!(waiting_rx.try_recv().is_err(), "once");
-        assert!(!waiting.is_queued());
-        assert!(
-            switching.begin(&waiting_tx.downgrade(), &waiting),
-            "its turn"
-        );
+        assert_eq!(waiting.woken.load(Ordering::Relaxed), 1, "woken, once");
+        assert!(!waiting_load.is_queued());
+        assert!(switching.begin(&waiting, &waiting_load), "its turn");
     }
 }

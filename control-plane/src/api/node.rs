@@ -7,11 +7,13 @@ use std::time::Duration;
 use http::{Method, Request};
 use hyper::body::Incoming;
 use latchkey_caps::{Capability, Request as Access, Rights};
+use latchkey_wire::limits::{MAX_COMMIT_BATCH, MAX_COMMIT_BATCH_BYTES, MAX_COMMIT_BYTES};
 use latchkey_wire::node::{
-    CommitRequest, EnsureActivationRequest, Fence, HeartbeatRequest, OutcomeReport,
-    ReadStateRequest, RegisterRequest, SelfToken, UpgradeRequest, node_audience,
+    CommitBatchRequest, CommitBatchResponse, CommitRequest, EnsureActivationRequest, Fence,
+    HeartbeatRequest, OutcomeReport, ReadStateRequest, RegisterRequest, SelfToken, UpgradeRequest,
+    node_audience,
 };
-use latchkey_wire::{ApiError, NODE_CONTENT_TYPE, decode, encode};
+use latchkey_wire::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 use serde::Serialize;
 
 use super::{Reply, authorize, binary, blocking, method_not_allowed, query, read_body};
@@ -24,12 +26,35 @@ const SELF_TOKEN_SECS: u64 = 24 * 3600;
 /// Longest a `watch` waits for changes.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// Largest `state/commit-batch` body: a full batch of writes, and room for its framing.
+const MAX_BATCH_BODY: usize = MAX_COMMIT_BATCH_BYTES + MAX_COMMIT_BYTES + (1 << 20);
+
+/// Refuses a batch over the limits of `latchkey_wire::limits` (a node never sends one).
+fn check_batch(request: &CommitBatchRequest) -> Result<(), ApiError> {
+    let n = request.commits.len();
+    let bytes: usize = request
+        .commits
+        .iter()
+        .skip(1)
+        .map(CommitRequest::write_bytes)
+        .sum();
+    if n == 0 || n > MAX_COMMIT_BATCH || bytes > MAX_COMMIT_BATCH_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "a commit batch holds 1 to {MAX_COMMIT_BATCH} commits and at most {MAX_COMMIT_BATCH_BYTES} bytes of writes after its first; this one has {n} commits and {bytes} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `rest` (after `/v1/nodes/{id}/`) is a node API route.
 pub(super) fn is_node_route(rest: &[&str]) -> bool {
     matches!(
         rest,
         ["register" | "heartbeat" | "activations" | "sync" | "watch" | "self-token"]
-            | ["state", "read" | "commit"]
+            | ["state", "read" | "commit" | "commit-batch"]
             | ["activations", "upgrade"]
             | ["outcomes"]
             | ["modules", _]
@@ -108,6 +133,18 @@ pub(super) async fn handle(
             Ok(reply(
                 &blocking(move || registry.commit_state(&node, &request)).await?,
             ))
+        }
+        (&Method::POST, ["state", "commit-batch"]) => {
+            let body = read_body(req.into_body(), MAX_BATCH_BODY).await?;
+            let request: CommitBatchRequest = decode(&body)?;
+            check_batch(&request)?;
+            let results = blocking(move || registry.commit_states(&node, &request.commits)).await?;
+            Ok(reply(&CommitBatchResponse {
+                results: results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_api()))
+                    .collect(),
+            }))
         }
         (&Method::POST, ["self-token"]) => {
             let body = read_body(req.into_body(), super::MAX_BODY).await?;

@@ -1,7 +1,7 @@
 //! Activations: `ensure_activation` returns an actor's live activation or places it (one
 //! transaction), and operators list them.
 
-use latchkey_store::Versionstamp;
+use latchkey_store::{RangeOptions, Versionstamp, prefix_end};
 use latchkey_wire::Generation;
 use latchkey_wire::admin::ActivationInfo;
 use latchkey_wire::node::{Activation, EnsureActivationRequest, UpgradeRequest};
@@ -22,6 +22,8 @@ enum Ensured {
     Placed {
         record: ActivationRecord,
         address: String,
+        /// The actor had no stored state.
+        no_state: bool,
     },
 }
 
@@ -60,6 +62,7 @@ impl Registry {
                         node_epoch: record.node_epoch,
                         generation: Generation(generation.to_bytes()),
                         module_version: record.module_version,
+                        no_state: false,
                     }));
                 }
             }
@@ -127,11 +130,19 @@ impl Registry {
                 .map(|(_, r, _)| r.address.clone())
                 .unwrap_or_default();
             put_stamped(tx, &act_key, &record)?;
-            Ok(Ensured::Placed { record, address })
+            let state = keys::state_prefix(actor_type, key);
+            let no_state = tx
+                .get_range(&RangeOptions::between(state.clone(), prefix_end(&state)).limit(1))?
+                .is_empty();
+            Ok(Ensured::Placed { record, address, no_state })
         })?;
         Ok(match committed.value {
             Ensured::Live(activation) => activation,
-            Ensured::Placed { record, address } => {
+            Ensured::Placed {
+                record,
+                address,
+                no_state,
+            } => {
                 let stamp = committed.versionstamp.ok_or_else(|| {
                     RegistryError::Unavailable("placement committed without a versionstamp".into())
                 })?;
@@ -143,6 +154,7 @@ impl Registry {
                     node_epoch: record.node_epoch,
                     generation: Generation(stamp.to_bytes()),
                     module_version: record.module_version,
+                    no_state,
                 }
             }
         })
@@ -205,6 +217,7 @@ impl Registry {
             node_epoch: fence.node_epoch,
             generation: Generation(stamp.to_bytes()),
             module_version: request.version.clone(),
+            no_state: false,
         })
     }
 

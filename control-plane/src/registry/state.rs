@@ -101,33 +101,85 @@ impl Registry {
         node_id: &str,
         request: &CommitRequest,
     ) -> Result<CommitResponse, RegistryError> {
-        self.check_writes(&request.writes)?;
-        let fence = &request.fence;
-        let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
-        let last_key = keys::last_commit(&fence.actor_type, &fence.key);
+        self.commit_states(node_id, std::slice::from_ref(request))?
+            .pop()
+            .expect("one result per commit")
+    }
+
+    /// Commits several activations' calls (a node's batch) in one transaction: each commit is
+    /// checked as if it came alone — its writes' limits, its fence, its idempotency — and those
+    /// that pass are applied; one commit's failure does not fail the others. The outer error is
+    /// a failure of the whole transaction (nothing applied).
+    pub fn commit_states(
+        &self,
+        node_id: &str,
+        requests: &[CommitRequest],
+    ) -> Result<Vec<Result<CommitResponse, RegistryError>>, RegistryError> {
+        /// What the transaction decided for one commit.
+        enum Step {
+            Apply,
+            /// A resend of a commit already applied, acknowledged at this read version.
+            Applied(u64),
+            /// Its writes break a limit (the error is in `invalid`).
+            Invalid,
+            Refused(RegistryError),
+        }
+        let mut invalid: Vec<Option<RegistryError>> = requests
+            .iter()
+            .map(|r| self.check_writes(&r.writes).err())
+            .collect();
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
-            // A resend of a commit that already applied (its answer was lost) is acknowledged
-            // without applying it again, even if the fence has moved on since.
-            if let Some(last) = tx.get(&last_key)?
-                && last.len() == 18
-                && last[..10] == fence.generation.0
-                && u64::from_be_bytes(last[10..].try_into().expect("8 bytes")) >= request.seq
-            {
-                return Ok(now);
+            let mut steps = Vec::with_capacity(requests.len());
+            for (request, invalid) in requests.iter().zip(&invalid) {
+                if invalid.is_some() {
+                    steps.push(Step::Invalid);
+                    continue;
+                }
+                let fence = &request.fence;
+                let last_key = keys::last_commit(&fence.actor_type, &fence.key);
+                // A resend of a commit that already applied (its answer was lost) is
+                // acknowledged without applying it again, even if the fence has moved on since.
+                if let Some(last) = tx.get(&last_key)?
+                    && last.len() == 18
+                    && last[..10] == fence.generation.0
+                    && u64::from_be_bytes(last[10..].try_into().expect("8 bytes")) >= request.seq
+                {
+                    steps.push(Step::Applied(now));
+                    continue;
+                }
+                match self.check_fence(tx, node_id, fence, now) {
+                    Ok(()) => {}
+                    // This activation is stale; the others may not be.
+                    Err(e @ RegistryError::Fenced(_)) => {
+                        steps.push(Step::Refused(e));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                let mut last = fence.generation.0.to_vec();
+                last.extend_from_slice(&request.seq.to_be_bytes());
+                tx.set(&last_key, &last)?;
+                let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
+                apply_writes(tx, &prefix, &request.writes)?;
+                steps.push(Step::Apply);
             }
-            self.check_fence(tx, node_id, fence, now)?;
-            let mut last = fence.generation.0.to_vec();
-            last.extend_from_slice(&request.seq.to_be_bytes());
-            tx.set(&last_key, &last)?;
-            apply_writes(tx, &prefix, &request.writes)?;
-            Ok(now)
+            Ok(steps)
         })?;
-        Ok(CommitResponse {
-            version: committed
-                .versionstamp
-                .map_or(committed.value, |s| s.version()),
-        })
+        let version = committed.versionstamp.map(|s| s.version());
+        Ok(committed
+            .value
+            .into_iter()
+            .zip(invalid.iter_mut())
+            .map(|(step, invalid)| match step {
+                Step::Apply => Ok(CommitResponse {
+                    version: version.expect("a batch that applied writes has a versionstamp"),
+                }),
+                Step::Applied(at) => Ok(CommitResponse { version: at }),
+                Step::Refused(e) => Err(e),
+                Step::Invalid => Err(invalid.take().expect("an invalid commit has its error")),
+            })
+            .collect())
     }
 
     fn check_state_key(&self, key: &[u8]) -> Result<(), RegistryError> {

@@ -19,9 +19,10 @@ use crate::admin::{
     RevocationInfo, RevokeRequest, RollbackPolicy,
 };
 use crate::node::{
-    Activation, Changes, CommitRequest, CommitResponse, EnsureActivationRequest, Fence,
-    HeartbeatRequest, HeartbeatResponse, OutcomeAck, OutcomeReport, ReadStateRequest,
-    ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
+    Activation, Changes, CommitBatchRequest, CommitBatchResponse, CommitRequest, CommitResponse,
+    EnsureActivationRequest, Fence, HeartbeatRequest, HeartbeatResponse, OutcomeAck, OutcomeReport,
+    ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken,
+    SyncSnapshot, UpgradeRequest,
 };
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 
@@ -470,6 +471,21 @@ impl Client {
         self.node(
             Method::POST,
             &format!("/v1/nodes/{node_id}/state/commit"),
+            encode(request),
+            self.timeout,
+        )
+        .await
+    }
+
+    /// Several activations' fenced state commits in one request (one transaction).
+    pub async fn commit_batch(
+        &self,
+        node_id: &str,
+        request: &CommitBatchRequest,
+    ) -> Result<CommitBatchResponse, ClientError> {
+        self.node(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/state/commit-batch"),
             encode(request),
             self.timeout,
         )

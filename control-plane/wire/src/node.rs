@@ -99,6 +99,10 @@ pub struct Activation {
     pub generation: Generation,
     /// Content id of the module version it runs.
     pub module_version: String,
+    /// Set on a new placement of an actor that had no stored state: the activation's first
+    /// instance knows every read misses without asking (only this generation can write).
+    #[serde(default)]
+    pub no_state: bool,
 }
 
 impl Activation {
@@ -249,6 +253,39 @@ pub struct CommitRequest {
 pub struct CommitResponse {
     /// Version at which the writes committed.
     pub version: u64,
+}
+
+impl CommitRequest {
+    /// Bytes of keys and values the commit writes (what batches are sized by).
+    pub fn write_bytes(&self) -> usize {
+        self.writes
+            .iter()
+            .map(|w| match w {
+                StateWrite::Put(k, v) => k.len() + v.len(),
+                StateWrite::Delete(k) => k.len(),
+                StateWrite::DeleteAll => 0,
+            })
+            .sum()
+    }
+}
+
+/// `POST /v1/nodes/{id}/state/commit-batch`: the commits of several activations, gathered by a
+/// node from the calls waiting at one moment. Each is checked as if sent alone (its own fence,
+/// its own idempotency); all that pass commit in one transaction. At most
+/// [`MAX_COMMIT_BATCH`](crate::limits::MAX_COMMIT_BATCH) commits and
+/// [`MAX_COMMIT_BATCH_BYTES`](crate::limits::MAX_COMMIT_BATCH_BYTES) of writes (beyond the
+/// first commit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitBatchRequest {
+    /// The commits, in the order they were gathered.
+    pub commits: Vec<CommitRequest>,
+}
+
+/// One result per commit of a [`CommitBatchRequest`], in its order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitBatchResponse {
+    /// What became of each commit: what `state/commit` would have answered for it alone.
+    pub results: Vec<Result<CommitResponse, crate::ApiError>>,
 }
 
 /// Position in the control plane's change feed (a versionstamp, hex).

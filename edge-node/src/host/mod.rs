@@ -16,7 +16,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::node::NodeInner;
-use crate::runtime::bindings::latchkey::actor::types::Context;
 
 /// The CPU budget of the call in progress, in epoch ticks.
 #[derive(Debug, Default)]
@@ -98,18 +97,33 @@ impl CallWrites {
 }
 
 /// Values the activation knows to be committed (`None`: known absent). Cleared when it grows
-/// past its bound; the control plane stays the source of truth.
+/// past its bound; the control plane stays the source of truth. A *complete* cache holds every
+/// stored key of the actor, so a miss is known absent without asking.
 #[derive(Debug, Default)]
 pub(crate) struct ReadCache {
     entries: HashMap<Vec<u8>, Option<Vec<u8>>>,
     bytes: usize,
+    complete: bool,
 }
 
 const READ_CACHE_BYTES: usize = 1 << 20;
 
 impl ReadCache {
+    /// The cache of an actor the control plane placed with no stored state (a new key): complete
+    /// and empty, so its first calls read nothing remotely. Only this activation can write, so
+    /// it stays complete as the calls' committed writes are applied.
+    pub(crate) fn of_empty_actor() -> Self {
+        ReadCache {
+            complete: true,
+            ..ReadCache::default()
+        }
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.entries.get(key).cloned()
+        match self.entries.get(key) {
+            Some(value) => Some(value.clone()),
+            None => self.complete.then_some(None),
+        }
     }
 
     pub(crate) fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -117,6 +131,7 @@ impl ReadCache {
         if self.bytes + size > READ_CACHE_BYTES {
             self.entries.clear();
             self.bytes = 0;
+            self.complete = false;
         }
         self.bytes += size;
         self.entries.insert(key, value);
@@ -125,8 +140,10 @@ impl ReadCache {
     /// Applies a committed call's writes.
     pub(crate) fn apply(&mut self, writes: &CallWrites) {
         if writes.cleared {
+            // Everything was deleted: what is stored now is exactly what follows.
             self.entries.clear();
             self.bytes = 0;
+            self.complete = true;
         }
         for (k, v) in &writes.keys {
             self.insert(k.clone(), v.clone());
@@ -138,7 +155,6 @@ impl ReadCache {
 pub(crate) struct ActorCtx {
     pub(crate) node: Arc<NodeInner>,
     pub(crate) fence: Fence,
-    pub(crate) context: Context,
     pub(crate) cache: ReadCache,
     pub(crate) writes: CallWrites,
     /// Set when the activation turned out stale or the control plane failed mid-call: the call

@@ -1,0 +1,51 @@
+//! Group `cold`: create-then-invoke — the first call of a new key, whose activation is placed by
+//! the control plane and instantiated from the already-compiled module — on the memory store and
+//! on the embedded store. The floor is the control plane's own round trip for the placement.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, Options, StoreKind, call};
+use crate::report::{Row, Table, count, micros, percentiles};
+
+pub(crate) async fn create_then_invoke(table: &mut Table) {
+    for (store, calls, target) in [
+        (StoreKind::Memory, 5_000, Duration::from_micros(75)),
+        (StoreKind::Embedded, 2_000, Duration::from_millis(2)),
+    ] {
+        let cluster = Cluster::start(Options {
+            store,
+            ..Options::default()
+        })
+        .await;
+        let node = cluster.inner();
+        // Warm up: the module compiled and the connection to the control plane open.
+        node.call(call(&cluster.token, "warmup".into(), "get"))
+            .await
+            .expect("first call");
+        let mut samples = Vec::with_capacity(calls);
+        let started = Instant::now();
+        for i in 0..calls {
+            let t0 = Instant::now();
+            node.call(call(&cluster.token, format!("new-{i}"), "get"))
+                .await
+                .expect("create-then-invoke");
+            samples.push(t0.elapsed());
+        }
+        let rate = calls as f64 / started.elapsed().as_secs_f64();
+        let (p50, p99) = percentiles(&mut samples);
+        let name = match store {
+            StoreKind::Memory => "memory",
+            StoreKind::Embedded => "embedded",
+        };
+        table.push(
+            Row::new(
+                format!("create-then-invoke `get`, {name} store, 1 caller"),
+                format!("{}/s", count(rate)),
+            )
+            .latency(p50, p99)
+            .floor("instantiate ~4 µs (notes)")
+            .target(format!("p50 ≤ {}", micros(target)), p50 <= target),
+        );
+        cluster.stop().await;
+    }
+}

@@ -1,0 +1,187 @@
+//! Group `http`: the counter's `get` and `inc` over HTTP with a capability token on every request
+//! (cached after the first check), keep-alive, 64 connections, load from `wrk` (Debian package
+//! `wrk`) as a separate process. The floor is a bare hyper server answering the same requests
+//! with a constant, on the same runtime, under the same `wrk` command.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use crate::cluster::{Cluster, Options, call};
+use crate::report::{Row, Table, count, micros};
+
+const SECONDS: u64 = 5;
+
+/// Cached-token `get`s per second over HTTP the node must reach (issue #7).
+const TARGET: f64 = 150_000.0;
+
+pub(crate) async fn end_to_end(table: &mut Table) {
+    let floor_url = bare_hyper().await;
+    let cluster = Cluster::start(Options::default()).await;
+    let node = cluster.inner();
+    for k in 0..1000 {
+        node.call(call(&cluster.token, format!("w{k}"), "get"))
+            .await
+            .expect("activation");
+    }
+    let url = format!("http://{}", cluster.node.address());
+    let token = cluster.token.clone();
+    // wrk blocks: run it off the runtime's workers.
+    let floor = tokio::task::spawn_blocking({
+        let (url, token) = (floor_url.clone(), token.clone());
+        move || wrk(&url, &token, "get")
+    })
+    .await
+    .expect("wrk task");
+    let floor_text = match &floor {
+        Ok(f) => format!("{}/s (bare hyper, p99 {})", count(f.rate), micros(f.p99)),
+        Err(e) => e.clone(),
+    };
+    for method in ["get", "inc"] {
+        let result = tokio::task::spawn_blocking({
+            let (url, token) = (url.clone(), token.clone());
+            move || wrk(&url, &token, method)
+        })
+        .await
+        .expect("wrk task");
+        let row = match result {
+            Ok(w) => {
+                let row = Row::new(
+                    format!("HTTP `{method}`, token checked (cached), 1,000 actors, wrk -t1 -c64"),
+                    format!("{}/s{}", count(w.rate), w.errors),
+                )
+                .latency(w.p50, w.p99)
+                .floor(floor_text.clone());
+                if method == "get" {
+                    row.target("≥ 150,000/s", w.rate >= TARGET)
+                } else {
+                    row
+                }
+            }
+            Err(e) => Row::new(format!("HTTP `{method}`"), e),
+        };
+        table.push(row);
+    }
+    cluster.stop().await;
+}
+
+struct Wrk {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Empty, or a note that some answers were not 200.
+    errors: String,
+}
+
+/// Runs `wrk` against `method` on 1,000 counters.
+fn wrk(url: &str, token: &str, method: &str) -> Result<Wrk, String> {
+    let script = format!(
+        r#"wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {token}"
+-- Formatted once: formatting in `request` would make wrk, not the server, the bottleneck.
+local requests = {{}}
+for i = 0, 999 do
+  requests[i] = wrk.format(nil, "/v1/actors/counter/w" .. i .. "/{method}")
+end
+local n = 0
+request = function()
+  n = (n + 1) % 1000
+  return requests[n]
+end
+"#
+    );
+    let path = std::env::temp_dir().join(format!("latchkey-bench-wrk-{method}.lua"));
+    std::fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let output = std::process::Command::new("wrk")
+        .args([
+            "-t1",
+            "-c64",
+            "-d",
+            &format!("{SECONDS}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&path)
+        .arg(url)
+        .output()
+        .map_err(|e| format!("wrk did not run ({e}): apt-get install wrk"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("wrk printed no `{prefix}`:\n{text}"))
+    };
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .map(|l| format!(" ({})", l.trim()))
+        .unwrap_or_default();
+    Ok(Wrk {
+        rate: field("Requests/sec:")?
+            .parse()
+            .map_err(|e| format!("wrk's rate: {e}"))?,
+        p50: duration(&field("50%")?)?,
+        p99: duration(&field("99%")?)?,
+        errors,
+    })
+}
+
+/// A bare hyper server on this runtime that answers every request with `0`; returns its URL.
+async fn bare_hyper() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"0"))))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// wrk's latency text (`812.00us`, `1.01ms`, `2.50s`).
+fn duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("wrk latency without a unit: {text}"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|e| format!("wrk latency {text}: {e}"))?;
+    let seconds = match unit {
+        "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("wrk latency unit `{unit}` in {text}")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `--child hyper`: serves the bare hyper floor for 60 s and prints its URL (to load it by hand).
+pub(crate) fn serve_floor() {
+    crate::block_on(async {
+        println!("{}", bare_hyper().await);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}

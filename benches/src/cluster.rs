@@ -166,6 +166,12 @@ impl Cluster {
         }
     }
 
+    /// A node-API client of the control plane, as a node named `node_id` (for floors).
+    pub(crate) async fn node_client(&self, node_id: &str) -> Client {
+        let cp = &self._control_plane;
+        Client::new(&cp.url, &cp.node_token(node_id).await)
+    }
+
     pub(crate) fn inner(&self) -> &Arc<NodeInner> {
         self.node.inner()
     }

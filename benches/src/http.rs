@@ -52,9 +52,13 @@ pub(crate) async fn end_to_end(table: &mut Table) {
         .expect("wrk task");
         let row = match result {
             Ok(w) => {
+                let share = match &floor {
+                    Ok(f) => format!(" ({:.0}% of bare hyper)", w.rate / f.rate * 100.0),
+                    Err(_) => String::new(),
+                };
                 let row = Row::new(
                     format!("HTTP `{method}`, token checked (cached), 1,000 actors, wrk -t1 -c64"),
-                    format!("{}/s{}", count(w.rate), w.errors),
+                    format!("{}/s{share}{}", count(w.rate), w.errors),
                 )
                 .latency(w.p50, w.p99)
                 .floor(floor_text.clone());

@@ -4,6 +4,9 @@
 //! target, and prints one table. `cargo bench -p latchkey-bench -- warm http` runs some groups;
 //! the groups are listed by `-- --list`.
 
+// Progress and usage go to stderr so that stdout is the table (and the children's reports).
+#![allow(clippy::print_stderr)]
+
 mod cluster;
 mod cold;
 mod durable;

@@ -380,3 +380,26 @@ pub(crate) fn guest_message(e: &GuestError) -> &str {
         GuestError::UnknownMethod(m) | GuestError::BadRequest(m) | GuestError::Failed(m) => m,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    /// What lets a call outlive its caller: dropped while pending, the work goes on in a task
+    /// of its own (here it can only finish if it still runs after the drop).
+    #[tokio::test]
+    async fn abandoned_work_finishes_in_a_task_of_its_own() {
+        let (go, wait) = oneshot::channel::<()>();
+        let (finished, done) = oneshot::channel::<()>();
+        let mut work = Box::pin(Detached::new(async move {
+            wait.await.expect("the test sends go");
+            finished.send(()).expect("the test waits");
+        }));
+        let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        drop(work);
+        go.send(()).expect("the abandoned work is still alive");
+        done.await.expect("and runs to its end");
+    }
+}

@@ -425,37 +425,3 @@ async fn a_node_that_cannot_heartbeat_stops_serving() {
         .unwrap_err();
     assert_eq!(health.code, ErrorCode::Unavailable);
 }
-
-/// A caller that stops waiting (an HTTP client that hangs up) once its call holds the instance
-/// neither loses nor corrupts the call: it commits, and the next call, which takes its turn
-/// after it, sees its effect on an intact instance.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_whose_caller_stops_waiting_runs_to_its_end() {
-    let c = Cluster::start(1, |_| {}).await;
-    c.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = c.invoke_token("counter").await;
-    assert_eq!(
-        json(c.call(0, &token, "counter", "k", "get", "").await),
-        json!(0)
-    );
-    let node = std::sync::Arc::clone(c.nodes[0].inner());
-    let request = |method: &str| latchkey_edge_node::CallRequest {
-        actor_type: "counter".into(),
-        key: "k".into(),
-        method: method.into(),
-        payload: bytes::Bytes::new(),
-        token: bytes::Bytes::copy_from_slice(token.as_bytes()),
-        presenter: None,
-        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
-        forwarded: false,
-    };
-    // Poll the increment once (it takes the instance and waits for its commit), then drop it.
-    let mut inc = Box::pin(node.call(request("inc")));
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(inc.as_mut().poll(cx))).await;
-    assert!(first.is_pending(), "an increment waits for its commit");
-    drop(inc);
-    let after = node.call(request("get")).await.expect("get");
-    assert_eq!(&after[..], b"1", "the abandoned increment committed");
-    let next = node.call(request("inc")).await.expect("inc");
-    assert_eq!(&next[..], b"2", "on the same, intact instance");
-}

@@ -4,13 +4,13 @@
 //! transactions of 1 and of 100 inserts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use latchkey_store::{CommitMode, EngineOptions};
 
 use crate::cluster::{Cluster, Options, StoreKind, call};
-use crate::report::{Row, Table, count, percentiles};
+use crate::invoke::drive;
+use crate::report::{Row, Table, count};
 
 const KEYS: usize = 1_000;
 const MEASURE: Duration = Duration::from_secs(4);
@@ -68,46 +68,23 @@ pub(crate) async fn increments(table: &mut Table) {
 /// One caller per key, each incrementing its counter in a loop; every 8th call is timed.
 async fn run(cluster: &Cluster) -> (f64, Duration, Duration) {
     let node = cluster.inner();
-    for k in 0..KEYS {
-        node.call(call(&cluster.token, format!("d{k}"), "get"))
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("d{k}")).collect();
+    for key in &keys {
+        node.call(call(&cluster.token, key.clone(), "get"))
             .await
             .expect("activation");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..KEYS)
-        .map(|k| {
-            let (node, token) = (Arc::clone(node), cluster.token.clone());
-            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
-            tokio::spawn(async move {
-                let key = format!("d{k}");
-                let mut samples = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = n.is_multiple_of(8).then(Instant::now);
-                    node.call(call(&token, key.clone(), "inc"))
-                        .await
-                        .expect("increment");
-                    if let Some(t0) = t0 {
-                        samples.push(t0.elapsed());
-                    }
-                    n += 1;
-                }
-                done.fetch_add(n, Ordering::Relaxed);
-                samples
-            })
-        })
-        .collect();
-    tokio::time::sleep(MEASURE).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut samples = Vec::new();
-    for t in tasks {
-        samples.extend(t.await.expect("caller task"));
-    }
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    let (p50, p99) = percentiles(&mut samples);
-    (rate, p50, p99)
+    let r = drive(
+        node,
+        &cluster.token,
+        Arc::new(keys),
+        "inc",
+        KEYS,
+        MEASURE,
+        8,
+    )
+    .await;
+    (r.rate, r.p50, r.p99)
 }
 
 /// redb alone: inserts per second in transactions of `per_tx`, one thread, default durability.

@@ -52,7 +52,7 @@ pub(crate) struct Rate {
 }
 
 /// `callers` tasks loop over `actors` counters (activated first) for `measure`; every 16th call
-/// is timed.
+/// of each is timed.
 pub(crate) async fn run(
     node: &Arc<NodeInner>,
     token: &str,
@@ -65,30 +65,44 @@ pub(crate) async fn run(
             .await
             .expect("activation");
     }
+    let keys: Vec<String> = (0..actors).map(|a| format!("a{a}")).collect();
+    drive(node, token, Arc::new(keys), "get", callers, measure, 16).await
+}
+
+/// `callers` tasks call `method` for `measure`, caller `t`'s `n`th call on
+/// `keys[(t + n * callers) % keys.len()]` (so callers spread over the keys, and with as many
+/// callers as keys each keeps to its own); every `sample_every`th call of each is timed.
+pub(crate) async fn drive(
+    node: &Arc<NodeInner>,
+    token: &str,
+    keys: Arc<Vec<String>>,
+    method: &'static str,
+    callers: usize,
+    measure: Duration,
+    sample_every: u64,
+) -> Rate {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..callers)
         .map(|t| {
-            let (node, token) = (Arc::clone(node), token.to_owned());
+            let (node, token, keys) = (Arc::clone(node), token.to_owned(), Arc::clone(&keys));
             let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
-            let keys: Vec<String> = (0..actors).map(|a| format!("a{a}")).collect();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
-                let mut i = t;
-                let mut n = 0;
+                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let t0 = (n % 16 == 0).then(Instant::now);
-                    node.call(call(&token, keys[i % actors].clone(), "get"))
+                    let t0 = n.is_multiple_of(sample_every).then(Instant::now);
+                    let key = &keys[(t + n as usize * callers) % keys.len()];
+                    node.call(call(&token, key.clone(), method))
                         .await
-                        .expect("warm call");
+                        .expect("call under load");
                     if let Some(t0) = t0 {
                         samples.push(t0.elapsed());
                     }
-                    i += callers;
                     n += 1;
                 }
-                done.fetch_add(n as u64, Ordering::Relaxed);
+                done.fetch_add(n, Ordering::Relaxed);
                 samples
             })
         })

@@ -112,8 +112,8 @@ impl Activation {
     }
 
     /// Asks the activation to check its code version now, between calls.
-    pub(crate) fn poke(&self) -> bool {
-        poke(&self.slot, &self.load)
+    pub(crate) fn poke(&self) {
+        poke(&self.slot, &self.load);
     }
 
     /// A handle that stays alive while the activation can still run calls (also after it left
@@ -205,7 +205,7 @@ impl Load {
 
 /// Has an activation check its code version between calls, in a task of its own (counted as
 /// pending, so that the activation is not evicted while it switches).
-pub(crate) fn poke(slot: &Arc<Mutex<Slot>>, load: &Arc<Load>) -> bool {
+pub(crate) fn poke(slot: &Arc<Mutex<Slot>>, load: &Arc<Load>) {
     load.pending.fetch_add(1, Ordering::AcqRel);
     let pending = Pending(Arc::clone(load));
     let slot = Arc::clone(slot);
@@ -213,7 +213,6 @@ pub(crate) fn poke(slot: &Arc<Mutex<Slot>>, load: &Arc<Load>) -> bool {
         slot.lock().await.maybe_switch().await;
         drop(pending);
     });
-    true
 }
 
 /// An activation's state: its instance and what it runs.

@@ -108,15 +108,21 @@ impl NodeInner {
             .outcomes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Two lookups rather than one `entry`: no allocation once the version was counted.
-        if !outcomes.contains_key(actor_type) {
-            outcomes.insert(actor_type.to_owned(), HashMap::new());
+        // Looked up by `&str` first: no allocation once the version was counted.
+        if let Some(counts) = outcomes
+            .get_mut(actor_type)
+            .and_then(|versions| versions.get_mut(version))
+        {
+            count(counts);
+            return;
         }
-        let versions = outcomes.get_mut(actor_type).expect("just inserted");
-        if !versions.contains_key(version) {
-            versions.insert(version.to_owned(), OutcomeCounts::default());
-        }
-        count(versions.get_mut(version).expect("just inserted"));
+        count(
+            outcomes
+                .entry(actor_type.to_owned())
+                .or_default()
+                .entry(version.to_owned())
+                .or_default(),
+        );
     }
 }
 

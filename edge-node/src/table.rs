@@ -172,7 +172,7 @@ impl Table {
         local
             .iter()
             .filter(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, a)| a.poke())
+            .map(|(_, a)| a.poke())
             .count()
     }
 

@@ -52,7 +52,11 @@ pub(crate) trait Wake {
 
 impl Wake for Weak<AsyncMutex<Slot>> {
     fn wake(&self, load: &Arc<Load>) -> bool {
-        self.upgrade().is_some_and(|slot| poke(&slot, load))
+        let Some(slot) = self.upgrade() else {
+            return false;
+        };
+        poke(&slot, load);
+        true
     }
 }
 

@@ -117,7 +117,8 @@ impl Registry {
     ) -> Result<Vec<Result<CommitResponse, RegistryError>>, RegistryError> {
         /// What the transaction decided for one commit.
         enum Step {
-            Apply,
+            /// Applied in this transaction (read at this version).
+            Apply(u64),
             /// A resend of a commit already applied, acknowledged at this read version.
             Applied(u64),
             /// Its writes break a limit (the error is in `invalid`).
@@ -162,7 +163,7 @@ impl Registry {
                 tx.set(&last_key, &last)?;
                 let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
                 apply_writes(tx, &prefix, &request.writes)?;
-                steps.push(Step::Apply);
+                steps.push(Step::Apply(now));
             }
             Ok(steps)
         })?;
@@ -172,8 +173,10 @@ impl Registry {
             .into_iter()
             .zip(invalid.iter_mut())
             .map(|(step, invalid)| match step {
-                Step::Apply => Ok(CommitResponse {
-                    version: version.expect("a batch that applied writes has a versionstamp"),
+                // The commit's version, as `commit_state` always answered (the read version if
+                // the store gave no versionstamp).
+                Step::Apply(at) => Ok(CommitResponse {
+                    version: version.unwrap_or(at),
                 }),
                 Step::Applied(at) => Ok(CommitResponse { version: at }),
                 Step::Refused(e) => Err(e),

@@ -222,12 +222,16 @@ pub struct Candidate<'a> {
     pub region: &'a str,
     /// Lease.
     pub lease: NodeLease,
+    /// Its region's placement weight (0: the region takes no new placements).
+    pub weight: u32,
 }
 
-/// Where to place an actor that has no live activation: the requesting node if it is eligible
-/// and in the hinted region; otherwise an eligible node of the hinted region (any region if the
-/// hint has none, or there is no hint), chosen by rendezvous hashing on the actor so the choice
-/// is stable and spread. `None` if no node is eligible.
+/// Where to place an actor that has no live activation: the requesting node if it is eligible,
+/// in the hinted region and its region's weight is not 0; otherwise an eligible node of the
+/// hinted region (any region if the hint has none, or there is no hint), chosen by weighted
+/// rendezvous hashing on the actor, so the choice is stable, spread, and each region receives a
+/// share of placements proportional to its weight. Nodes of weight-0 regions take no new
+/// placements. `None` if no node is eligible.
 pub fn choose_node<'a>(
     requester: &str,
     actor_type: &str,
@@ -240,7 +244,7 @@ pub fn choose_node<'a>(
     let eligible = || {
         candidates
             .iter()
-            .filter(|c| c.lease.is_eligible(now, settings))
+            .filter(|c| c.weight > 0 && c.lease.is_eligible(now, settings))
     };
     let in_region = |c: &&Candidate<'_>| region_hint.is_none_or(|r| c.region == r);
     if let Some(me) = eligible().find(|c| c.id == requester)
@@ -248,11 +252,12 @@ pub fn choose_node<'a>(
     {
         return Some(me);
     }
-    let score = |c: &&Candidate<'_>| rendezvous(actor_type, key, c.id);
+    let score = |c: &&Candidate<'_>| weighted_score(rendezvous(actor_type, key, c.id), c.weight);
+    let best = |a: &&Candidate<'_>, b: &&Candidate<'_>| score(a).total_cmp(&score(b));
     eligible()
         .filter(in_region)
-        .max_by_key(score)
-        .or_else(|| eligible().max_by_key(score))
+        .max_by(best)
+        .or_else(|| eligible().max_by(best))
 }
 
 /// A stable pseudo-random score of (actor, node): FNV-1a over the three strings.
@@ -264,7 +269,20 @@ fn rendezvous(actor_type: &str, key: &str, node: &str) -> u64 {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    h
+    // FNV's high bits mix poorly for short inputs: finish with a 64-bit avalanche (splitmix64).
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Weighted rendezvous hashing: `-weight / ln(u)` for `u` uniform in (0, 1) makes the highest
+/// score land on each node with probability proportional to its weight.
+fn weighted_score(hash: u64, weight: u32) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // 53 bits of the hash are plenty
+    let u = ((hash >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -f64::from(weight) / u.ln()
 }
 
 #[cfg(test)]
@@ -405,6 +423,7 @@ mod tests {
             id,
             region,
             lease: lease(1, 1_000, streak),
+            weight: 100,
         };
         let nodes = [
             c("a", "eu", 5),
@@ -425,5 +444,39 @@ mod tests {
             "a hint with no node falls back"
         );
         assert_eq!(choose_node("a", "t", "k", None, &nodes, 9_999, &S), None);
+    }
+
+    #[test]
+    fn region_weights_share_placements_and_zero_drains_a_region() {
+        let c = |id, region, weight| Candidate {
+            id,
+            region,
+            lease: lease(1, 1_000, 5),
+            weight,
+        };
+        let nodes = [
+            c("a1", "a", 100),
+            c("a2", "a", 100),
+            c("b1", "b", 300),
+            c("b2", "b", 300),
+            c("z1", "z", 0),
+        ];
+        let mut in_b = 0;
+        for i in 0..4_000 {
+            let key = format!("k{i}");
+            let chosen = choose_node("outsider", "t", &key, None, &nodes, 1_050, &S).unwrap();
+            assert_ne!(chosen.region, "z", "a weight-0 region takes no placements");
+            in_b += usize::from(chosen.region == "b");
+        }
+        // Weights 200 : 600 send three quarters of placements to region b.
+        assert!((2_800..3_200).contains(&in_b), "{in_b} of 4000 in b");
+        // A requester in a drained region is not chosen, even for itself.
+        let own = choose_node("z1", "t", "k", None, &nodes, 1_050, &S).unwrap();
+        assert_ne!(own.id, "z1");
+        // Nothing but drained regions: nowhere to place.
+        assert_eq!(
+            choose_node("z1", "t", "k", None, &nodes[4..], 1_050, &S),
+            None
+        );
     }
 }

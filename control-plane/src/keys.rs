@@ -16,6 +16,7 @@
 //! | `("latchkey","revoked",token_id)` | JSON `RevocationRecord` |
 //! | `("latchkey","feed")` ++ versionstamp | JSON `Event` |
 //! | `("latchkey","issuer",key_id)` | JSON `KeyRecord` |
+//! | `("latchkey","region",name)` | JSON `RegionRecord` |
 //! | `("latchkey","meta","feed_floor")` | newest trimmed feed versionstamp (10 B) |
 //!
 //! Actor state keys append the actor's own key bytes raw (not tuple-encoded), so an actor's
@@ -184,6 +185,16 @@ pub fn issuer(key_id: &str) -> Vec<u8> {
 /// Every issuer key record.
 pub fn issuers() -> RangeOptions {
     RangeOptions::prefix(&key(("issuer",)))
+}
+
+/// A declared region.
+pub fn region(name: &str) -> Vec<u8> {
+    key(("region", name))
+}
+
+/// Every declared region.
+pub fn regions() -> RangeOptions {
+    RangeOptions::prefix(&key(("region",)))
 }
 
 #[cfg(test)]

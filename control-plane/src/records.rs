@@ -152,3 +152,14 @@ pub fn put_stamped<T: Serialize>(
     serde_json::to_writer(&mut bytes, value).expect("records always serialise");
     Ok(tx.set_versionstamped_value(key, &bytes, 0)?)
 }
+
+/// A declared region (see [`latchkey_wire::admin::RegionInfo`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRecord {
+    /// Relative share of placements outside the requester's region (0: none).
+    pub placement_weight: u32,
+    /// Jurisdiction tag.
+    pub jurisdiction: Option<String>,
+    /// Store version of the last change.
+    pub updated_at: u64,
+}

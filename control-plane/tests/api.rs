@@ -14,7 +14,7 @@ use http::Method;
 use latchkey_control_plane::{Config, ControlPlane};
 use latchkey_store::{EmbeddedStore, Store, StoreError, Transaction};
 use latchkey_wire::ErrorCode;
-use latchkey_wire::admin::{MintRequest, RevokeRequest};
+use latchkey_wire::admin::{MintRequest, RegionRequest, RevokeRequest};
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::node::{
     CommitRequest, EnsureActivationRequest, Event, HeartbeatRequest, ReadOp, ReadStateRequest,
@@ -547,6 +547,16 @@ async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
         .await
         .unwrap();
     assert_eq!(revoked.token_id, narrow.token_id);
+    let one = s.admin.revocation(&narrow.token_id).await.unwrap();
+    assert_eq!(one.reason.as_deref(), Some("leaked"));
+    let (c, m) = code(
+        s.admin
+            .revocation(&revoked.token_id.replace(|_: char| true, "0"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::NotFound, "{m}");
+    assert!(m.contains("not revoked"), "{m}");
     let listed = s.admin.revocations().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].reason.as_deref(), Some("leaked"));
@@ -608,4 +618,173 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
     );
     assert!(m.contains("not trusted"), "{m}");
     assert!(new_admin.modules().await.is_ok());
+}
+
+/// A node token for `id`, registered in `region` and heartbeating until eligible.
+async fn eligible_node(s: &Server, id: &str, region: &str) -> Client {
+    let node = s
+        .admin
+        .with_token(&s.admin.node_token(id).await.unwrap().token);
+    node.register(
+        id,
+        &RegisterRequest {
+            region: region.into(),
+            address: "127.0.0.1:9".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        node.heartbeat(
+            id,
+            &HeartbeatRequest { active_actors: 0 },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    }
+    node
+}
+
+fn ensure(actor_type: &str, key: &str) -> EnsureActivationRequest {
+    EnsureActivationRequest {
+        actor_type: actor_type.into(),
+        key: key.into(),
+        region_hint: None,
+    }
+}
+
+#[tokio::test]
+async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
+    let s = start(|_| {}).await;
+    let eu = RegionRequest {
+        placement_weight: 100,
+        jurisdiction: Some("eu".into()),
+    };
+    let declared = s.admin.put_region("eu-west", &eu).await.unwrap();
+    assert_eq!(
+        (declared.placement_weight, declared.jurisdiction.as_deref()),
+        (100, Some("eu"))
+    );
+    let same = s.admin.put_region("eu-west", &eu).await.unwrap();
+    assert_eq!(
+        same, declared,
+        "declaring the same settings changes nothing"
+    );
+    let (c, m) = code(
+        s.admin
+            .put_region(
+                "eu-west",
+                &RegionRequest {
+                    placement_weight: 10_001,
+                    jurisdiction: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::BadRequest);
+    assert!(m.contains("placement_weight"), "{m}");
+    assert_eq!(
+        s.admin.regions().await.unwrap(),
+        std::slice::from_ref(&declared)
+    );
+
+    // A region of weight 0 takes no new placements, not even on its own nodes.
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    s.admin
+        .deploy("counter", &v1.content_id, None)
+        .await
+        .unwrap();
+    let node = eligible_node(&s, "n1", "eu-west").await;
+    let drained = RegionRequest {
+        placement_weight: 0,
+        ..eu
+    };
+    s.admin.put_region("eu-west", &drained).await.unwrap();
+    let (c, m) = code(
+        node.ensure_activation("n1", &ensure("counter", "a"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::Unavailable);
+    assert!(m.contains("placement weight"), "{m}");
+    // Removing the declaration: the node's region counts with the default weight again.
+    s.admin.delete_region("eu-west").await.unwrap();
+    let (c, _) = code(s.admin.region("eu-west").await.unwrap_err());
+    assert_eq!(c, ErrorCode::NotFound);
+    let (c, _) = code(s.admin.delete_region("eu-west").await.unwrap_err());
+    assert_eq!(c, ErrorCode::NotFound);
+    let placed = node
+        .ensure_activation("n1", &ensure("counter", "a"))
+        .await
+        .unwrap();
+    assert_eq!(placed.node_id, "n1");
+}
+
+#[tokio::test]
+async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
+    let s = start(|_| {}).await;
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    s.admin
+        .deploy("counter", &v1.content_id, None)
+        .await
+        .unwrap();
+    let node = eligible_node(&s, "n1", "eu").await;
+    node.ensure_activation("n1", &ensure("counter", "a"))
+        .await
+        .unwrap();
+
+    let (c, m) = code(s.admin.delete_module(&v1.content_id).await.unwrap_err());
+    assert_eq!(c, ErrorCode::Conflict);
+    assert!(
+        m.contains("`counter`"),
+        "names the deployment using it: {m}"
+    );
+
+    let removed = s
+        .admin
+        .remove_deployment("counter", Some("retired"))
+        .await
+        .unwrap();
+    assert_eq!((removed.active, removed.canary), (None, None));
+    let detail = s.admin.deployment("counter").await.unwrap();
+    assert_eq!(detail.history[0].action, "remove");
+    assert_eq!(
+        detail.history[0].from.as_deref(),
+        Some(v1.content_id.as_str())
+    );
+    // Even the actor whose activation is live is not handed out any more.
+    let (c, m) = code(
+        node.ensure_activation("n1", &ensure("counter", "a"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::NotFound);
+    assert!(m.contains("no deployed version"), "{m}");
+    let (c, _) = code(
+        s.admin
+            .remove_deployment("counter", None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::NotFound);
+
+    s.admin.delete_module(&v1.content_id).await.unwrap();
+    let (c, _) = code(s.admin.module(&v1.content_id).await.unwrap_err());
+    assert_eq!(c, ErrorCode::NotFound);
+    let (c, _) = code(s.admin.delete_module(&v1.content_id).await.unwrap_err());
+    assert_eq!(c, ErrorCode::NotFound);
+
+    // Deployed again (new code): the actor whose last version is gone starts on the new one.
+    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
+    s.admin
+        .deploy("counter", &v2.content_id, None)
+        .await
+        .unwrap();
+    let placed = node
+        .ensure_activation("n1", &ensure("counter", "a"))
+        .await
+        .unwrap();
+    assert_eq!(placed.module_version, v2.content_id);
 }

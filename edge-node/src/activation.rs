@@ -85,6 +85,7 @@ impl Activation {
                 instance: None,
                 no_state: placement.no_state,
                 seen_revision: NEVER_CHECKED,
+                retired: false,
                 load: Arc::clone(&load),
             })
         });
@@ -229,6 +230,9 @@ pub(crate) struct Slot {
     no_state: bool,
     /// The node's deployment revision this activation last checked its version against.
     pub(crate) seen_revision: u64,
+    /// The actor type's deployment was removed: this activation ended and refuses the calls
+    /// still queued on it.
+    pub(crate) retired: bool,
     pub(crate) load: Arc<Load>,
 }
 
@@ -241,6 +245,12 @@ impl Slot {
         deadline: Instant,
     ) -> Result<Bytes, CallError> {
         let node = Arc::clone(&self.node);
+        if self.retired {
+            return Err(CallError::NotFound(format!(
+                "actor type `{}` is no longer deployed",
+                self.placement.actor_type
+            )));
+        }
         if node.lease.valid_epoch() != Some(self.placement.node_epoch) {
             self.instance = None;
             return Err(CallError::Unavailable(

@@ -43,6 +43,17 @@ impl Readiness {
     }
 }
 
+/// What a deployment says an actor should run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// This node has not heard of the actor type's deployment (yet).
+    Unknown,
+    /// The deployment was removed: the actor runs nothing.
+    Removed,
+    /// This version.
+    Version(String),
+}
+
 /// Everything a node's tasks share.
 pub struct NodeInner {
     pub(crate) config: NodeConfig,
@@ -85,16 +96,18 @@ impl NodeInner {
         self.ready.send_modify(change);
     }
 
-    /// The version actor `(actor_type, key)` should run, by the deployment this node follows.
-    pub(crate) fn target_version(&self, actor_type: &str, key: &str) -> Option<String> {
+    /// What the deployment this node follows says actor `(actor_type, key)` should run.
+    pub(crate) fn target(&self, actor_type: &str, key: &str) -> Target {
         let deployments = self
             .deployments
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        deployments
-            .get(actor_type)?
-            .version_for(key)
-            .map(str::to_owned)
+        match deployments.get(actor_type) {
+            None => Target::Unknown,
+            Some(d) => d
+                .version_for(key)
+                .map_or(Target::Removed, |v| Target::Version(v.to_owned())),
+        }
     }
 
     /// Counts one outcome of `version` of `actor_type`.

@@ -18,6 +18,7 @@ use crate::activation::{Load, Slot, guest_message, poke};
 use crate::error::CallError;
 use crate::host::ReadCache;
 use crate::instance::{Instance, Stop, instantiate};
+use crate::node::Target;
 
 /// Switches run at once on a node: enough to keep the control plane busy, few enough that each
 /// is quick, so a call waits for its own actor's switch only, not for a thousand others.
@@ -110,12 +111,22 @@ impl Slot {
         if revision == self.seen_revision {
             return;
         }
-        let target = self
+        let target = match self
             .node
-            .target_version(&self.placement.actor_type, &self.placement.key);
-        let Some(target) = target.filter(|t| *t != self.placement.module_version) else {
-            self.seen_revision = revision;
-            return;
+            .target(&self.placement.actor_type, &self.placement.key)
+        {
+            Target::Version(v) if v != self.placement.module_version => v,
+            Target::Removed => {
+                tracing::info!(actor = %self.name(), "the actor type's deployment was removed; ending the activation");
+                self.retired = true;
+                self.seen_revision = revision;
+                self.lost();
+                return;
+            }
+            Target::Unknown | Target::Version(_) => {
+                self.seen_revision = revision;
+                return;
+            }
         };
         if self.node.lease.valid_epoch() != Some(self.placement.node_epoch) {
             return; // the next call fails and the actor is placed again, on the new version

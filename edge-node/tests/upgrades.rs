@@ -1,6 +1,7 @@
 //! Hot upgrades end to end: live activations switch versions between calls under load without
 //! failing a call or losing a count; a trapping version is rolled back by itself; a canary
-//! touches only its bucket; a failing upgrade hook keeps the old version.
+//! touches only its bucket; a failing upgrade hook keeps the old version; a removed deployment
+//! ends its live actors.
 
 mod common;
 
@@ -415,5 +416,45 @@ async fn a_failing_upgrade_hook_keeps_the_old_version_and_counts_against_the_new
             json!(null),
             "the failed hook's writes were not committed"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_deployment_ends_live_actors_and_a_new_one_resumes_their_state() {
+    let c = Cluster::start(1, |_| {}).await;
+    c.deploy("counter", COUNTER).await;
+    let token = c.invoke_token("counter").await;
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        for _ in 0..3 {
+            json(c.call(0, &token, "counter", key, "inc", "").await);
+        }
+    }
+    c.admin
+        .remove_deployment("counter", Some("test"))
+        .await
+        .unwrap();
+    // Every actor was live on the node: only the node ending its activations stops them from
+    // answering (the node serves a live activation without asking the control plane).
+    for key in &keys {
+        let e = eventually_within("the live activation to end", 30, || async {
+            c.call(0, &token, "counter", key, "get", "").await.err()
+        })
+        .await;
+        assert_eq!(e.code, ErrorCode::NotFound, "{key}: {e}");
+        assert!(
+            e.message.contains("no longer deployed") || e.message.contains("no deployed version"),
+            "{key}: {e}"
+        );
+    }
+    // Deployed again (new code): the actors resume their stored counts.
+    let v2 = c.deploy("counter", COUNTER_V2).await;
+    for key in &keys {
+        assert_eq!(
+            json(c.call(0, &token, "counter", key, "get", "").await),
+            json!(3),
+            "{key} kept its state"
+        );
+        assert_eq!(version(&c, &token, 0, key).await.1, v2, "{key}");
     }
 }

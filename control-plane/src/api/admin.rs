@@ -8,14 +8,14 @@ use hyper::body::Incoming;
 use latchkey_caps::{Capability, KeyScope, Request as Access, RevocationId, Rights, Token};
 use latchkey_wire::admin::{
     CanaryRequest, DeployRequest, MintRequest, MintResponse, NodeTokenResponse, ReasonRequest,
-    RevokeRequest, RollbackPolicy,
+    RegionRequest, RevokeRequest, RollbackPolicy,
 };
 use latchkey_wire::node::node_audience;
 use latchkey_wire::{ApiError, ErrorCode, canary};
 
 use super::{
-    Reply, auth_error, authorize, bearer, blocking, json, method_not_allowed, not_found,
-    parse_json, query, read_body,
+    Reply, auth_error, authorize, bearer, blocking, json, method_not_allowed, no_content,
+    not_found, parse_json, query, read_body,
 };
 use crate::ControlPlane;
 use crate::authority::unix_now;
@@ -42,6 +42,12 @@ pub(super) async fn handle(
             let module = blocking(move || registry.module(&id)).await?;
             Ok(json(StatusCode::OK, &module))
         }
+        (&Method::DELETE, ["modules", id]) => {
+            check_right(&cp, &req, Rights::DEPLOY)?;
+            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
+            blocking(move || registry.delete_module(&id)).await?;
+            Ok(no_content())
+        }
         (&Method::GET, ["deployments"]) => {
             authorize(&cp, &req, &Access::new(Rights::DEPLOY))?;
             let registry = Arc::clone(&cp.registry);
@@ -67,6 +73,41 @@ pub(super) async fn handle(
         }
         (&Method::PUT, ["deployments", actor_type, "policy"]) => {
             deployment_change(cp, req, actor_type, &["policy"]).await
+        }
+        (&Method::DELETE, ["deployments", actor_type]) => {
+            deployment_change(cp, req, actor_type, &["remove"]).await
+        }
+        (&Method::GET, ["regions"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.regions()).await?,
+            ))
+        }
+        (&Method::GET, ["regions", name]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.region(&name)).await?,
+            ))
+        }
+        (&Method::PUT, ["regions", name]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let body = read_body(req.into_body(), super::MAX_BODY).await?;
+            let request: RegionRequest = parse_json(if body.is_empty() { b"{}" } else { &body })?;
+            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.put_region(&name, &request)).await?,
+            ))
+        }
+        (&Method::DELETE, ["regions", name]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
+            blocking(move || registry.delete_region(&name)).await?;
+            Ok(no_content())
         }
         (&Method::GET, ["nodes"]) => {
             authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
@@ -97,6 +138,14 @@ pub(super) async fn handle(
                 &blocking(move || registry.revocations()).await?,
             ))
         }
+        (&Method::GET, ["revocations", token_id]) => {
+            authorize(&cp, &req, &Access::new(Rights::REVOKE))?;
+            let (registry, id) = (Arc::clone(&cp.registry), token_id.to_string());
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.revocation(&id)).await?,
+            ))
+        }
         (&Method::GET, ["keys"]) => {
             authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
             let registry = Arc::clone(&cp.registry);
@@ -123,7 +172,7 @@ pub(super) async fn handle(
             _,
             [
                 "modules" | "deployments" | "nodes" | "activations" | "tokens" | "revocations"
-                | "keys",
+                | "keys" | "regions",
                 ..,
             ],
         ) => Err(method_not_allowed(&method, &full)),
@@ -192,6 +241,7 @@ async fn deployment_change(
             };
             (op, r.reason)
         }
+        ["remove"] => (DeployOp::Remove, parse_json::<ReasonRequest>(body)?.reason),
         ["policy"] => (
             DeployOp::SetPolicy(parse_json::<RollbackPolicy>(body)?),
             None,

@@ -140,6 +140,13 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     reply
 }
 
+/// `204 No Content`: a deletion done.
+fn no_content() -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::new()));
+    *reply.status_mut() = StatusCode::NO_CONTENT;
+    reply
+}
+
 fn binary(content_type: &'static str, body: Vec<u8>) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     reply

@@ -3,7 +3,7 @@
 
 use latchkey_store::{RangeOptions, Versionstamp, prefix_end};
 use latchkey_wire::Generation;
-use latchkey_wire::admin::ActivationInfo;
+use latchkey_wire::admin::{ActivationInfo, DEFAULT_REGION_WEIGHT};
 use latchkey_wire::node::{Activation, EnsureActivationRequest, UpgradeRequest};
 
 use super::Registry;
@@ -43,10 +43,27 @@ impl Registry {
         let act_key = keys::activation(actor_type, key);
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
+            let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
+            let target = deployment
+                .as_ref()
+                .and_then(|d| d.version_for(actor_type, key))
+                .ok_or_else(|| {
+                    RegistryError::NotFound(format!(
+                        "actor type `{actor_type}` has no deployed version; deploy a module first"
+                    ))
+                })?;
             let existing = get_stamped::<ActivationRecord>(tx, &act_key, false)?;
-            // The version that last ran the actor: its stored state is in that version's format.
-            let last_version = existing.as_ref().map(|(_, r)| r.module_version.clone());
-            if let Some((generation, record)) = existing {
+            // The version that last ran the actor (its stored state is in that version's
+            // format), unless its module was deleted since: then there is no old code to run or
+            // to hand over from, and the actor starts afresh on `target` in a new generation.
+            let mut last_version = existing.as_ref().map(|(_, r)| r.module_version.clone());
+            if let Some(last) = &last_version
+                && *last != target
+                && tx.get(&keys::module(last))?.is_none()
+            {
+                last_version = None;
+            }
+            if let Some((generation, record)) = existing.filter(|_| last_version.is_some()) {
                 // A conflicting read: a heartbeat of the owner racing this placement makes one of
                 // the two transactions retry, so a renewal and a move are never both decided on
                 // the same lease.
@@ -66,27 +83,22 @@ impl Registry {
                     }));
                 }
             }
-            let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
-            let target = deployment
-                .as_ref()
-                .and_then(|d| d.version_for(actor_type, key))
-                .ok_or_else(|| {
-                    RegistryError::NotFound(format!(
-                        "actor type `{actor_type}` has no deployed version; deploy a module first"
-                    ))
-                })?;
             // An actor placed again resumes on the version that last ran it; the node then
             // switches it to `target` through the upgrade path, so the new version's upgrade
             // hook sees every change of version. A new actor starts on `target`.
             let version = last_version.unwrap_or(target);
             // Try the requester alone first, so a placement does not read (and conflict with)
             // every node record in the fleet.
+            let weights = super::regions::weights(tx)?;
+            let weight_of = |region: &str| {
+                weights.get(region).copied().unwrap_or(DEFAULT_REGION_WEIGHT)
+            };
             let me = get_stamped::<NodeRecord>(tx, &keys::node(requester), false)?;
             let mut nodes: Vec<(String, NodeRecord, Versionstamp)> = Vec::new();
             if let Some((stamp, record)) = me {
                 let lease = lease_of(stamp, &record);
                 let hinted = request.region_hint.as_deref().is_none_or(|r| r == record.region);
-                if lease.is_eligible(now, &settings) && hinted {
+                if lease.is_eligible(now, &settings) && hinted && weight_of(&record.region) > 0 {
                     nodes.push((requester.to_owned(), record, stamp));
                 }
             }
@@ -102,6 +114,7 @@ impl Registry {
                     id,
                     region: &record.region,
                     lease: lease_of(*stamp, record),
+                    weight: weight_of(&record.region),
                 })
                 .collect();
             let chosen = fencing::choose_node(
@@ -115,7 +128,7 @@ impl Registry {
             )
             .ok_or_else(|| {
                 RegistryError::Unavailable(
-                    "no node is eligible for placement (live, with enough heartbeats); retry shortly"
+                    "no node is eligible for placement (live, with enough heartbeats, in a region whose placement weight is not 0); retry shortly"
                         .into(),
                 )
             })?;

@@ -70,6 +70,10 @@ pub enum DeployOp {
     AutoRollback,
     /// Replace the rollback policy.
     SetPolicy(RollbackPolicy),
+    /// Stop running the type: no active version, no canary, nothing to roll back to. Its
+    /// activations end between calls and its keys are not placed until a version is deployed
+    /// again; stored state is kept.
+    Remove,
 }
 
 impl DeployOp {
@@ -83,6 +87,7 @@ impl DeployOp {
             DeployOp::Rollback => "rollback",
             DeployOp::AutoRollback => "auto-rollback",
             DeployOp::SetPolicy(_) => "policy",
+            DeployOp::Remove => "remove",
         }
     }
 
@@ -169,6 +174,16 @@ pub fn apply(current: &DeploymentRecord, op: &DeployOp) -> Result<DeploymentReco
                 next.active = Some(previous);
                 next.previous = None;
             }
+        }
+        DeployOp::Remove => {
+            if current.active.is_none() && current.canary.is_none() {
+                return Err(RegistryError::NotFound(
+                    "nothing is deployed to remove".into(),
+                ));
+            }
+            next.active = None;
+            next.previous = None;
+            next.canary = None;
         }
         DeployOp::SetPolicy(policy) => {
             let ok = (0.0..=1.0).contains(&policy.max_error_rate)
@@ -343,6 +358,32 @@ mod tests {
         );
         let err = apply(&back, &DeployOp::Rollback).unwrap_err();
         assert_eq!(err.to_string(), "no previous version to roll back to");
+    }
+
+    #[test]
+    fn remove_stops_everything_and_keeps_counting_revisions() {
+        let mut d = deployed("v2", Some("v1"));
+        d.canary = Some(CanaryInfo {
+            version: "v3".into(),
+            basis_points: 500,
+        });
+        d.revision = 7;
+        let gone = apply(&d, &DeployOp::Remove).unwrap();
+        assert_eq!(
+            (&gone.active, &gone.previous, &gone.canary),
+            (&None, &None, &None)
+        );
+        assert_eq!(gone.revision, 8, "nodes order updates by revision");
+        assert!(matches!(
+            apply(&gone, &DeployOp::Remove),
+            Err(RegistryError::NotFound(_))
+        ));
+        assert!(matches!(
+            apply(&gone, &DeployOp::Rollback),
+            Err(RegistryError::Conflict(_))
+        ));
+        let again = apply(&gone, &DeployOp::Deploy("v4".into())).unwrap();
+        assert_eq!((again.active.as_deref(), again.revision), (Some("v4"), 9));
     }
 
     #[test]

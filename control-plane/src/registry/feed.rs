@@ -196,6 +196,20 @@ impl Registry {
         })
     }
 
+    /// One revocation, if `token_id` is revoked.
+    pub fn revocation(&self, token_id: &str) -> Result<RevocationInfo, RegistryError> {
+        let record = self
+            .run(|tx| get_json::<RevocationRecord>(tx, &keys::revoked(token_id)))?
+            .value;
+        record
+            .map(|r| RevocationInfo {
+                token_id: token_id.to_owned(),
+                revoked_at: r.revoked_at,
+                reason: r.reason,
+            })
+            .ok_or_else(|| RegistryError::NotFound(format!("token {token_id} is not revoked")))
+    }
+
     /// Every revoked token id.
     pub fn revocations(&self) -> Result<Vec<RevocationInfo>, RegistryError> {
         Ok(self.run(|tx| read_revocations(tx))?.value)

@@ -8,6 +8,7 @@ mod feed;
 mod modules;
 mod nodes;
 mod outcomes;
+mod regions;
 mod state;
 
 use std::sync::Arc;

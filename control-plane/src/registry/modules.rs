@@ -99,6 +99,38 @@ impl Registry {
         Ok(committed.value)
     }
 
+    /// Deletes a module no deployment uses (as its active, previous or canary version).
+    /// Actors whose last activation ran it start on their type's deployed version next time.
+    pub fn delete_module(&self, content_id: &str) -> Result<(), RegistryError> {
+        self.run(|tx| {
+            if tx.get(&keys::module(content_id))?.is_none() {
+                return Err(RegistryError::NotFound(format!(
+                    "no module with content id {content_id}"
+                )));
+            }
+            let users: Vec<String> = super::deployments::read_deployments(tx)?
+                .into_iter()
+                .filter(|d| {
+                    d.active.as_deref() == Some(content_id)
+                        || d.previous.as_deref() == Some(content_id)
+                        || d.canary.as_ref().is_some_and(|c| c.version == content_id)
+                })
+                .map(|d| format!("`{}`", d.actor_type))
+                .collect();
+            if !users.is_empty() {
+                return Err(RegistryError::Conflict(format!(
+                    "module {content_id} is in use by the deployment of {} (as its active, previous or canary version); change or remove the deployment first",
+                    users.join(", ")
+                )));
+            }
+            tx.clear(&keys::module(content_id))?;
+            let chunks = keys::chunks(content_id);
+            tx.clear_range(&chunks.begin, &chunks.end)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
     /// A module's bytes, checked against its content id.
     pub fn module_bytes(&self, content_id: &str) -> Result<Vec<u8>, RegistryError> {
         let bytes = self.run(|tx| {

@@ -318,3 +318,37 @@ pub struct NodeTokenResponse {
     /// Its revocation id.
     pub token_id: String,
 }
+
+/// Placement weight of a region nobody declared (and the default of a declared one).
+pub const DEFAULT_REGION_WEIGHT: u32 = 100;
+/// Largest placement weight.
+pub const MAX_REGION_WEIGHT: u32 = 10_000;
+
+/// `PUT /v1/regions/{name}`: declare a region, or change one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRequest {
+    /// Relative share of new placements that fall outside the requesting node's region (0 to
+    /// [`MAX_REGION_WEIGHT`]); 0 places nothing new in the region.
+    #[serde(default = "default_region_weight")]
+    pub placement_weight: u32,
+    /// A jurisdiction tag (e.g. `eu`), for operators and placement policy.
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+}
+
+fn default_region_weight() -> u32 {
+    DEFAULT_REGION_WEIGHT
+}
+
+/// A declared region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionInfo {
+    /// The region's name: what edge nodes pass as `--region`.
+    pub name: String,
+    /// Relative share of placements (0: none).
+    pub placement_weight: u32,
+    /// Jurisdiction tag.
+    pub jurisdiction: Option<String>,
+    /// Store version of the last change.
+    pub updated_at: u64,
+}

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::admin::{
     ActivationInfo, CanaryRequest, DeployRequest, DeploymentDetail, DeploymentInfo, KeyInfo,
-    MintRequest, MintResponse, ModuleInfo, NodeInfo, NodeTokenResponse, ReasonRequest,
-    RevocationInfo, RevokeRequest, RollbackPolicy,
+    MintRequest, MintResponse, ModuleInfo, NodeInfo, NodeTokenResponse, ReasonRequest, RegionInfo,
+    RegionRequest, RevocationInfo, RevokeRequest, RollbackPolicy,
 };
 use crate::node::{
     Activation, Changes, CommitBatchRequest, CommitBatchResponse, CommitRequest, CommitResponse,
@@ -366,6 +366,76 @@ impl Client {
     /// Every revoked token id.
     pub async fn revocations(&self) -> Result<Vec<RevocationInfo>, ClientError> {
         self.json(Method::GET, "/v1/revocations", None::<&()>).await
+    }
+
+    /// The revocation of `token_id` (`NotFound` if it is not revoked).
+    pub async fn revocation(&self, token_id: &str) -> Result<RevocationInfo, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/v1/revocations/{token_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Deletes a module no deployment uses.
+    pub async fn delete_module(&self, content_id: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/modules/{content_id}")).await
+    }
+
+    /// Stops running `actor_type`: no active version, no canary (its stored state is kept).
+    pub async fn remove_deployment(
+        &self,
+        actor_type: &str,
+        reason: Option<&str>,
+    ) -> Result<DeploymentInfo, ClientError> {
+        let body = ReasonRequest {
+            reason: reason.map(str::to_owned),
+        };
+        self.json(
+            Method::DELETE,
+            &format!("/v1/deployments/{actor_type}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Every declared region.
+    pub async fn regions(&self) -> Result<Vec<RegionInfo>, ClientError> {
+        self.json(Method::GET, "/v1/regions", None::<&()>).await
+    }
+
+    /// One declared region.
+    pub async fn region(&self, name: &str) -> Result<RegionInfo, ClientError> {
+        self.json(Method::GET, &format!("/v1/regions/{name}"), None::<&()>)
+            .await
+    }
+
+    /// Declares a region, or changes it.
+    pub async fn put_region(
+        &self,
+        name: &str,
+        request: &RegionRequest,
+    ) -> Result<RegionInfo, ClientError> {
+        self.json(Method::PUT, &format!("/v1/regions/{name}"), Some(request))
+            .await
+    }
+
+    /// Removes a declared region.
+    pub async fn delete_region(&self, name: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/regions/{name}")).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send(
+            Method::DELETE,
+            path,
+            "application/json",
+            Vec::new(),
+            self.timeout,
+        )
+        .await
+        .map(drop)
     }
 
     /// Every issuer key.

@@ -342,6 +342,7 @@ impl ActivationModel {
                     id: NODE_IDS[n],
                     region: "r",
                     lease,
+                    weight: 1,
                 })
             })
             .collect();

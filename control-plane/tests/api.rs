@@ -731,7 +731,8 @@ async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
         .await
         .unwrap();
     let node = eligible_node(&s, "n1", "eu").await;
-    node.ensure_activation("n1", &ensure("counter", "a"))
+    let first = node
+        .ensure_activation("n1", &ensure("counter", "a"))
         .await
         .unwrap();
 
@@ -787,4 +788,8 @@ async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
         .await
         .unwrap();
     assert_eq!(placed.module_version, v2.content_id);
+    // Its node still lives, and may still hold an instance of the old generation: the new one
+    // goes to that same node (which fences the old), never to another.
+    assert_eq!(placed.node_id, "n1");
+    assert_ne!(placed.generation, first.generation, "a new generation");
 }

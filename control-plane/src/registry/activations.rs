@@ -57,13 +57,14 @@ impl Registry {
             // format), unless its module was deleted since: then there is no old code to run or
             // to hand over from, and the actor starts afresh on `target` in a new generation.
             let mut last_version = existing.as_ref().map(|(_, r)| r.module_version.clone());
-            if let Some(last) = &last_version
-                && *last != target
-                && tx.get(&keys::module(last))?.is_none()
-            {
+            let code_gone = match &last_version {
+                Some(last) if *last != target => tx.get(&keys::module(last))?.is_none(),
+                _ => false,
+            };
+            if code_gone {
                 last_version = None;
             }
-            if let Some((generation, record)) = existing.filter(|_| last_version.is_some()) {
+            if let Some((generation, record)) = existing {
                 // A conflicting read: a heartbeat of the owner racing this placement makes one of
                 // the two transactions retry, so a renewal and a move are never both decided on
                 // the same lease.
@@ -71,6 +72,17 @@ impl Registry {
                 let lease = owner.as_ref().map(|(s, r)| lease_of(*s, r));
                 let live = fencing::activation_live(&record.node_id, record.node_epoch, lease.as_ref(), now, &settings);
                 if let (Ok(()), Some((_, owner))) = (live, owner) {
+                    if code_gone {
+                        // A new generation on the same node: the only one that may still hold
+                        // an instance of the old one, which its next commit then fences.
+                        let record = ActivationRecord {
+                            module_version: target,
+                            ..record
+                        };
+                        put_stamped(tx, &act_key, &record)?;
+                        let address = owner.address;
+                        return Ok(Ensured::Placed { record, address, no_state: false });
+                    }
                     return Ok(Ensured::Live(Activation {
                         actor_type: actor_type.to_owned(),
                         key: key.to_owned(),

@@ -333,6 +333,15 @@ output "content_id" {
   value = latchkey_module.counter.content_id
 }
 
+data "latchkey_module" "live" {
+  actor_type = latchkey_deployment.counter.actor_type
+  depends_on = [latchkey_deployment.counter]
+}
+
+output "live_version" {
+  value = data.latchkey_module.live.content_id
+}
+
 output "nodes" {
   value = join(",", [for n in data.latchkey_nodes.test.nodes : n.id])
 }
@@ -432,6 +441,7 @@ async fn scenario() {
     assert_eq!(deployment.active.as_deref(), Some(v1.as_str()));
     assert_eq!(deployment.policy.min_calls, 20);
     assert_eq!(tf.output("nodes"), "tf-node", "the nodes data source");
+    assert_eq!(tf.output("live_version"), v1, "the module data source");
     let token = tf.output("token");
     assert!(token.starts_with("lk1."), "a minted token: {token}");
 
@@ -531,6 +541,11 @@ async fn scenario() {
     );
     tf.apply();
     assert_eq!(tf.output("content_id"), v2);
+    assert_eq!(
+        tf.output("live_version"),
+        v2,
+        "the module data source follows"
+    );
     let live = admin.deployment("counter").await.unwrap().deployment;
     assert_eq!(
         (live.active.as_deref(), live.previous.as_deref()),

@@ -137,6 +137,34 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Stop running an actor type: its actors end and are not placed until a version is deployed
+    /// again (their stored state is kept).
+    Undeploy {
+        /// Actor type.
+        actor_type: String,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Declare a region (or change it); with --delete, remove the declaration. Without a name,
+    /// list the declared regions.
+    Region {
+        /// Region name (what its nodes pass as --region).
+        name: Option<String>,
+        /// Relative share of new placements (0 drains the region; default 100).
+        #[arg(long, default_value_t = latchkey_wire::admin::DEFAULT_REGION_WEIGHT)]
+        weight: u32,
+        /// Jurisdiction tag.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Remove the declaration instead.
+        #[arg(long, conflicts_with_all = ["weight", "jurisdiction"])]
+        delete: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Show an actor type's deployment and history.
     Deployment {
         /// Actor type.
@@ -277,6 +305,40 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 }
             };
             print(&info)
+        }
+        AdminCommand::Undeploy {
+            actor_type,
+            reason,
+            target,
+        } => print(
+            &target
+                .client()?
+                .remove_deployment(&actor_type, reason.as_deref())
+                .await?,
+        ),
+        AdminCommand::Region {
+            name,
+            weight,
+            jurisdiction,
+            delete,
+            target,
+        } => {
+            let client = target.client()?;
+            match name {
+                None => print(&client.regions().await?),
+                Some(name) if delete => {
+                    client.delete_region(&name).await?;
+                    println!("region {name} removed");
+                    Ok(())
+                }
+                Some(name) => {
+                    let request = latchkey_wire::admin::RegionRequest {
+                        placement_weight: weight,
+                        jurisdiction,
+                    };
+                    print(&client.put_region(&name, &request).await?)
+                }
+            }
         }
         AdminCommand::Rollout {
             action,

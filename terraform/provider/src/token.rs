@@ -37,17 +37,6 @@ pub(crate) struct State<'a> {
     expires_at: ValueNumber,
 }
 
-/// The settings a token is minted from; a change to any of them replaces the token.
-const SETTINGS: [&str; 7] = [
-    "actor_type",
-    "key",
-    "key_prefix",
-    "methods",
-    "rights",
-    "expires_in",
-    "audience",
-];
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,20 +70,19 @@ impl State<'_> {
 
     /// The settings that differ from `other`'s.
     fn changed_settings(&self, other: &State<'_>) -> Vec<AttributePath> {
-        let differs = |name: &str| match name {
-            "actor_type" => self.actor_type != other.actor_type,
-            "key" => self.key != other.key,
-            "key_prefix" => self.key_prefix != other.key_prefix,
-            "methods" => self.methods != other.methods,
-            "rights" => self.rights != other.rights,
-            "expires_in" => self.expires_in != other.expires_in,
-            _ => self.audience != other.audience,
-        };
-        SETTINGS
-            .into_iter()
-            .filter(|name| differs(name))
-            .map(AttributePath::new)
-            .collect()
+        [
+            ("actor_type", self.actor_type != other.actor_type),
+            ("key", self.key != other.key),
+            ("key_prefix", self.key_prefix != other.key_prefix),
+            ("methods", self.methods != other.methods),
+            ("rights", self.rights != other.rights),
+            ("expires_in", self.expires_in != other.expires_in),
+            ("audience", self.audience != other.audience),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| AttributePath::new(name))
+        .collect()
     }
 }
 

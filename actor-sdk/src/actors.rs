@@ -164,7 +164,8 @@ impl Restrictions {
         self
     }
 
-    /// Only these rights, by name: `invoke`, `deploy`, `mint`, `revoke`, `admin`, `read-state`.
+    /// Only these rights, by name: `invoke`, `deploy`, `mint`, `revoke`, `admin`, `read-state`,
+    /// `tail`.
     #[must_use]
     pub fn rights<I: IntoIterator<Item = S>, S: Into<String>>(mut self, rights: I) -> Self {
         self.0.rights = Some(rights.into_iter().map(Into::into).collect());

@@ -26,17 +26,27 @@ bitflags::bitflags! {
         const ADMIN = 1 << 4;
         /// Read an actor's durable state directly.
         const READ_STATE = 1 << 5;
+        /// Follow actors' log lines and call outcomes as they happen (`latchkey tail`).
+        const TAIL = 1 << 6;
     }
 }
 
-const RIGHT_NAMES: [(Rights, &str); 6] = [
+const RIGHT_NAMES: [(Rights, &str); 7] = [
     (Rights::INVOKE, "invoke"),
     (Rights::DEPLOY, "deploy"),
     (Rights::MINT, "mint"),
     (Rights::REVOKE, "revoke"),
     (Rights::ADMIN, "admin"),
     (Rights::READ_STATE, "read-state"),
+    (Rights::TAIL, "tail"),
 ];
+
+impl Rights {
+    /// The name of every right, in bit order (`invoke`, …, `tail`).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        RIGHT_NAMES.iter().map(|(_, name)| *name)
+    }
+}
 
 impl fmt::Display for Rights {
     /// Comma-separated names, e.g. `invoke,read-state`; `none` when empty.
@@ -81,9 +91,8 @@ impl FromStr for Rights {
                 .find(|(_, n)| *n == name)
                 .map(|(r, _)| acc | *r)
                 .ok_or_else(|| {
-                    format!(
-                        "unknown right `{name}` (known: invoke, deploy, mint, revoke, admin, read-state)"
-                    )
+                    let known: Vec<&str> = Rights::names().collect();
+                    format!("unknown right `{name}` (known: {})", known.join(", "))
                 })
         })
     }

@@ -10,23 +10,23 @@ output "hostname" {
 
 output "client_token" {
   description = "The client app's token (invoke get/inc on counter keys under client_token_key_prefix); send it as Authorization: Bearer <token>."
-  value       = latchkey_token.client_app.token
+  value       = module.latchkey_actors.client_token
   sensitive   = true
 }
 
 output "client_token_id" {
   description = "Id of the client app's token (to revoke it)."
-  value       = latchkey_token.client_app.token_id
+  value       = module.latchkey_actors.client_token_id
 }
 
 output "client_token_expires_at" {
   description = "Expiry of the client app's token."
-  value       = latchkey_token.client_app.expires_at
+  value       = module.latchkey_actors.client_token_expires_at
 }
 
 output "actor_versions" {
   description = "Deployed content id of each example actor type."
-  value       = { for actor_type, m in latchkey_module.actor : actor_type => m.content_id }
+  value       = module.latchkey_actors.actor_versions
 }
 
 output "control_plane_url" {
@@ -72,6 +72,6 @@ output "control_plane_role_arn" {
 }
 
 output "edge_nodes" {
-  description = "Nodes registered with the control plane (id, region, address, live, eligible), as read by the latchkey_nodes data source."
-  value       = data.latchkey_nodes.all.nodes
+  description = "Nodes registered with the control plane (id, region, address, epoch, live, eligible), as read by the latchkey_nodes data source."
+  value       = module.latchkey_actors.nodes
 }

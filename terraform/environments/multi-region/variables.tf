@@ -181,49 +181,43 @@ variable "latchkey_admin_token" {
 }
 
 variable "actors_dir" {
-  description = "Directory holding the example actors' .wasm files (cargo build --profile wasm-actors --target wasm32-wasip2 ...), relative to this directory or absolute."
+  description = "Directory holding the example actors' .wasm files (cargo build --profile wasm-actors --target wasm32-wasip2 ...), relative to this directory or absolute. Null: the latchkey-actors module's default, this repository's target/wasm32-wasip2/wasm-actors."
   type        = string
-  default     = "../../../target/wasm32-wasip2/wasm-actors"
+  default     = null
 }
 
+# The defaults of these live in the latchkey-actors module (null here: its default).
+
 variable "placement_weights" {
-  description = "placement_weight of each latchkey_region, by region slot (primary, secondary, tertiary); 0 stops new placements there."
+  description = "placement_weight of each latchkey_region, by region slot (primary, secondary, tertiary); a missing slot gets 100, 0 stops new placements there. Null: the module's default, 100 everywhere."
   type        = map(number)
-  default = {
-    primary   = 100
-    secondary = 100
-    tertiary  = 100
-  }
+  default     = null
 }
 
 variable "jurisdictions" {
-  description = "Optional jurisdiction tag of each latchkey_region, by region slot (primary, secondary, tertiary); a missing slot has none."
+  description = "Optional jurisdiction tag of each latchkey_region, by region slot (primary, secondary, tertiary); a missing slot has none. Null: the module's default, none."
   type        = map(string)
-  default     = {}
+  default     = null
 }
 
 variable "rollback_policy" {
-  description = "Automatic rollback policy of every example deployment. Null: none."
+  description = "Automatic rollback policy of every example deployment. Null: the module's default, { max_error_rate = 0.05, window_secs = 60, min_calls = 100 } (the control plane's own default)."
   type = object({
     max_error_rate = number
     window_secs    = number
     min_calls      = number
   })
-  default = {
-    max_error_rate = 0.05
-    window_secs    = 60
-    min_calls      = 100
-  }
+  default = null
 }
 
 variable "client_token_key_prefix" {
-  description = "Key prefix the client app's counter token is limited to."
+  description = "Key prefix the client app's counter token is limited to. Null: the module's default, \"user/\"."
   type        = string
-  default     = "user/"
+  default     = null
 }
 
 variable "client_token_expires_in" {
-  description = "Lifetime of the client app's token, in seconds."
+  description = "Lifetime of the client app's token, in seconds. Null: the module's default, 86400."
   type        = number
-  default     = 86400
+  default     = null
 }

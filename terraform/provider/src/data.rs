@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use latchkey_wire::admin::ModuleInfo;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Schema};
-use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueNumber, ValueString};
+use tf_provider::value::{Value, ValueBool, ValueEmpty, ValueList, ValueString};
 use tf_provider::{DataSource, Diagnostics};
 
 use crate::diag::{api_error, attribute_error};
+use crate::number::Number;
 use crate::provider::Shared;
 use crate::schema::{Set, attr, block, strings};
 
@@ -23,7 +24,7 @@ pub(crate) struct Node<'a> {
     id: ValueString<'a>,
     region: ValueString<'a>,
     address: ValueString<'a>,
-    epoch: ValueNumber,
+    epoch: Value<Number>,
     live: ValueBool,
     eligible: ValueBool,
 }
@@ -109,7 +110,7 @@ impl DataSource for NodesData {
                     id: Value::Value(n.id.into()),
                     region: Value::Value(n.region.into()),
                     address: Value::Value(n.address.into()),
-                    epoch: Value::Value(i64::try_from(n.epoch).unwrap_or(i64::MAX)),
+                    epoch: Value::Value(Number::from_u64(n.epoch)),
                     live: Value::Value(n.live),
                     eligible: Value::Value(n.eligible),
                 })
@@ -127,8 +128,8 @@ pub(crate) struct ModuleData(pub(crate) Shared);
 pub(crate) struct Module<'a> {
     actor_type: ValueString<'a>,
     content_id: ValueString<'a>,
-    size: ValueNumber,
-    uploaded_at: ValueNumber,
+    size: Value<Number>,
+    uploaded_at: Value<Number>,
     exports: ValueList<ValueString<'a>>,
     imports: ValueList<ValueString<'a>>,
 }
@@ -140,8 +141,8 @@ fn names<'a>(items: Vec<String>) -> ValueList<ValueString<'a>> {
 impl<'a> Module<'a> {
     fn with_info(mut self, info: ModuleInfo) -> Self {
         self.content_id = Value::Value(info.content_id.into());
-        self.size = Value::Value(i64::try_from(info.size).unwrap_or(i64::MAX));
-        self.uploaded_at = Value::Value(i64::try_from(info.uploaded_at).unwrap_or(i64::MAX));
+        self.size = Value::Value(Number::from_u64(info.size));
+        self.uploaded_at = Value::Value(Number::from_u64(info.uploaded_at));
         self.exports = names(info.exports);
         self.imports = names(info.imports);
         self

@@ -34,6 +34,15 @@ pub fn attribute_error(
     ));
 }
 
+/// A configuration error at `path` (e.g. a field of an object attribute).
+pub fn path_error(
+    diags: &mut Diagnostics,
+    path: AttributePath,
+    summary: impl Into<Cow<'static, str>>,
+) {
+    diags.add_error(Diagnostic::new(summary, String::new(), path));
+}
+
 /// The outcome of a deletion: done, also if the control plane no longer had it (`404`).
 pub(crate) fn removed<T>(
     diags: &mut Diagnostics,

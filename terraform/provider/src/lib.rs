@@ -4,14 +4,16 @@
 //! `terraform-provider-latchkey` serves it to Terraform (plugin protocol 6).
 //!
 //! Decisions that do not need I/O — what a deployment change takes ([`rollout`]), how a
-//! control-plane error becomes a diagnostic ([`diag`]) — are plain functions, tested without
-//! Terraform; `tests/apply.rs` runs real `terraform` against a real control plane and edge node.
+//! control-plane error becomes a diagnostic ([`diag`]), what a number Terraform sends means
+//! ([`number`]) — are plain functions, tested without Terraform; `tests/apply.rs` runs real
+//! `terraform` against a real control plane and edge node.
 
 mod data;
 mod deployment;
 pub mod diag;
 mod managed;
 mod module;
+pub mod number;
 mod provider;
 mod region;
 pub mod rollout;

@@ -5,11 +5,12 @@ use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{DEFAULT_REGION_WEIGHT, MAX_REGION_WEIGHT, RegionInfo, RegionRequest};
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Schema};
-use tf_provider::value::{Value, ValueNumber, ValueString};
+use tf_provider::value::{Value, ValueString};
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::diag::{api_error, attribute_error, removed};
 use crate::managed::Managed;
+use crate::number::{Number, whole_in};
 use crate::provider::Shared;
 use crate::schema::{Set, attr, block};
 
@@ -20,7 +21,7 @@ pub(crate) struct RegionResource(pub(crate) Shared);
 #[derive(Serialize, Deserialize)]
 pub(crate) struct State<'a> {
     name: ValueString<'a>,
-    placement_weight: ValueNumber,
+    placement_weight: Value<Number>,
     jurisdiction: ValueString<'a>,
 }
 
@@ -28,34 +29,29 @@ impl State<'_> {
     fn from_info(info: RegionInfo) -> Self {
         State {
             name: Value::Value(info.name.into()),
-            placement_weight: Value::Value(i64::from(info.placement_weight)),
+            placement_weight: Value::Value(Number::from_u64(info.placement_weight.into())),
             jurisdiction: info.jurisdiction.map(Into::into).into(),
         }
     }
 
     fn with_default_weight(mut self) -> Self {
         if self.placement_weight.is_null() {
-            self.placement_weight = Value::Value(i64::from(DEFAULT_REGION_WEIGHT));
+            self.placement_weight = Value::Value(Number::from_u64(DEFAULT_REGION_WEIGHT.into()));
         }
         self
     }
 
     fn request(&self, diags: &mut Diagnostics) -> Option<RegionRequest> {
-        let weight = self.placement_weight.as_ref_option().copied();
-        let placement_weight = match weight.map(u32::try_from) {
+        let placement_weight = match self.placement_weight.as_ref_option() {
             None => DEFAULT_REGION_WEIGHT,
-            Some(Ok(w)) if w <= MAX_REGION_WEIGHT => w,
-            Some(_) => {
-                attribute_error(
-                    diags,
-                    "placement_weight",
-                    format!(
-                        "placement_weight must be 0 to {MAX_REGION_WEIGHT}, got {}",
-                        weight.unwrap_or_default()
-                    ),
-                );
-                return None;
-            }
+            Some(n) => match whole_in("placement_weight", n, 0, MAX_REGION_WEIGHT.into()) {
+                // At most MAX_REGION_WEIGHT, so it fits.
+                Ok(w) => u32::try_from(w).unwrap_or(MAX_REGION_WEIGHT),
+                Err(message) => {
+                    attribute_error(diags, "placement_weight", message);
+                    return None;
+                }
+            },
         };
         Some(RegionRequest {
             placement_weight,

@@ -11,11 +11,12 @@ use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{MintRequest, RevokeRequest};
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Schema};
-use tf_provider::value::{Value, ValueList, ValueNumber, ValueString};
+use tf_provider::value::{Value, ValueList, ValueString};
 use tf_provider::{AttributePath, Diagnostics};
 
 use crate::diag::{api_error, attribute_error, mint_attribute};
 use crate::managed::Managed;
+use crate::number::{Number, whole_in};
 use crate::provider::Shared;
 use crate::schema::{Set, attr, block, secret, strings};
 
@@ -30,11 +31,16 @@ pub(crate) struct State<'a> {
     key_prefix: ValueString<'a>,
     methods: ValueList<ValueString<'a>>,
     rights: ValueList<ValueString<'a>>,
-    expires_in: ValueNumber,
+    expires_in: Value<Number>,
     audience: ValueString<'a>,
     token: ValueString<'a>,
     token_id: ValueString<'a>,
-    expires_at: ValueNumber,
+    expires_at: Value<Number>,
+}
+
+/// `expires_in`: seconds, above 0.
+fn lifetime(n: &Number) -> Result<u64, String> {
+    whole_in("expires_in", n, 1, u64::MAX)
 }
 
 fn unix_now() -> u64 {
@@ -53,19 +59,17 @@ fn texts(v: &ValueList<ValueString<'_>>) -> Option<Vec<String>> {
 }
 
 impl State<'_> {
-    fn request(&self) -> MintRequest {
-        MintRequest {
+    /// The mint request; the error names `expires_in`.
+    fn request(&self) -> Result<MintRequest, String> {
+        Ok(MintRequest {
             actor_type: text(&self.actor_type),
             key: text(&self.key),
             key_prefix: text(&self.key_prefix),
             methods: texts(&self.methods),
             rights: texts(&self.rights),
-            expires_in_secs: self
-                .expires_in
-                .as_ref_option()
-                .map(|s| u64::try_from(*s).unwrap_or(0)),
+            expires_in_secs: self.expires_in.as_ref_option().map(lifetime).transpose()?,
             audience: text(&self.audience),
-        }
+        })
     }
 
     /// The settings that differ from `other`'s.
@@ -95,25 +99,15 @@ fn check(diags: &mut Diagnostics, config: &State<'_>) -> Option<()> {
             "give `key` (one actor) or `key_prefix` (every key starting with it), not both",
         );
     }
-    if let Value::Value(s) = config.expires_in
-        && s <= 0
+    if let Value::Value(s) = &config.expires_in
+        && let Err(message) = lifetime(s)
     {
-        attribute_error(
-            diags,
-            "expires_in",
-            format!("expires_in is a number of seconds above 0, got {s}"),
-        );
+        attribute_error(diags, "expires_in", message);
     }
     if let Value::Value(rights) = &config.rights {
         for right in rights.iter().filter_map(|r| r.as_deref_option()) {
-            if right.parse::<latchkey_caps::Rights>().is_err() {
-                attribute_error(
-                    diags,
-                    "rights",
-                    format!(
-                        "unknown right `{right}`; rights are invoke, deploy, mint, revoke, admin, read-state"
-                    ),
-                );
+            if let Err(message) = right.parse::<latchkey_caps::Rights>() {
+                attribute_error(diags, "rights", message);
             }
         }
     }
@@ -146,7 +140,7 @@ impl Managed for TokenResource {
                     setting(
                         "rights",
                         strings(),
-                        "Rights: `invoke`, `deploy`, `mint`, `revoke`, `admin`, `read-state` (default: the provider token's).",
+                        "Rights: `invoke`, `deploy`, `mint`, `revoke`, `admin`, `read-state`, `tail` (default: the provider token's).",
                     ),
                     setting(
                         "expires_in",
@@ -209,8 +203,8 @@ impl Managed for TokenResource {
 
     async fn read<'a>(&self, diags: &mut Diagnostics, state: State<'a>) -> Option<State<'a>> {
         let client = self.0.client(diags)?;
-        if let Value::Value(at) = state.expires_at
-            && u64::try_from(at).unwrap_or(0) <= unix_now()
+        if let Value::Value(at) = &state.expires_at
+            && at.to_u64().unwrap_or(0) <= unix_now()
         {
             return None; // expired: gone
         }
@@ -240,14 +234,18 @@ impl Managed for TokenResource {
             return Some(planned); // every setting replaces the token: nothing else can change
         }
         let client = self.0.client(diags)?;
-        match client.mint(&planned.request()).await {
+        let request = match planned.request() {
+            Ok(request) => request,
+            Err(message) => {
+                attribute_error(diags, "expires_in", message);
+                return None;
+            }
+        };
+        match client.mint(&request).await {
             Ok(minted) => {
                 planned.token = Value::Value(minted.token.into());
                 planned.token_id = Value::Value(minted.token_id.into());
-                planned.expires_at = minted
-                    .expires_at
-                    .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
-                    .into();
+                planned.expires_at = minted.expires_at.map(Number::from_u64).into();
                 Some(planned)
             }
             Err(e) => {
@@ -342,10 +340,7 @@ impl Managed for TokenResource {
             audience: cap.audience.clone().map(Into::into).into(),
             token: Value::Value(id.trim().to_owned().into()),
             token_id: Value::Value(verified.token_id().to_string().into()),
-            expires_at: cap
-                .expires_at
-                .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
-                .into(),
+            expires_at: cap.expires_at.map(Number::from_u64).into(),
         };
         Some(state)
     }

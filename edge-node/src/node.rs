@@ -162,13 +162,7 @@ impl EdgeNode {
         runtime_config.max_instances = runtime_config
             .max_instances
             .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
-        let slots = runtime_config.max_instances;
-        let runtime = Runtime::new(runtime_config).with_context(|| {
-            format!(
-                "configuring wasmtime with {slots} pooled instance slots (each needs its own \
-                 memory mappings; lower --max-activations or raise vm.max_map_count)"
-            )
-        })?;
+        let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
         let (ready, _) = watch::channel(Readiness::default());
         let cp = Client::new(&config.control_plane, &config.node_token);
         let inner = Arc::new(NodeInner {

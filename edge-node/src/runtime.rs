@@ -4,11 +4,12 @@
 //! module version, and stores with a per-instance memory limit and a per-call CPU budget.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::OnceCell;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
@@ -100,14 +101,14 @@ impl Runtime {
         wasm.memory_reservation(config.memory_limit as u64);
         wasm.memory_guard_size(64 << 10);
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir)?;
-            let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
-            wasm.cache(Some(
-                Cache::new(cache).map_err(|e| anyhow::anyhow!("{e:#}"))?,
-            ));
+            wasm.cache(Some(compiled_cache(dir)?));
         }
-        let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let engine = Engine::new(&wasm).map_err(|e| {
+            anyhow::anyhow!(
+                "configuring wasmtime with {instances} pooled instance slots (each needs its own \
+                 memory mappings; lower --max-activations or raise vm.max_map_count): {e:#}"
+            )
+        })?;
         let mut linker = Linker::<HostState>::new(&engine);
         bindings::Actor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -208,6 +209,31 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The on-disk cache of compiled components in `dir` (created if missing). wasmtime wants an
+/// absolute path; a relative one is resolved against the working directory here.
+fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
+    let dir = std::path::absolute(dir).with_context(|| {
+        format!(
+            "resolving the compiled-module cache directory {}",
+            dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "creating the compiled-module cache directory {}",
+            dir.display()
+        )
+    })?;
+    let mut cache = CacheConfig::new();
+    cache.with_directory(&dir);
+    Cache::new(cache).map_err(|e| {
+        anyhow::anyhow!(
+            "setting up the compiled-module cache in {}: {e:#}",
+            dir.display()
+        )
+    })
 }
 
 fn compile(

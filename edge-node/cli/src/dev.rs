@@ -28,7 +28,8 @@ pub(crate) struct DevArgs {
     no_examples: bool,
 }
 
-pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(mut args: DevArgs) -> anyhow::Result<()> {
+    args.data_dir = crate::absolute(&args.data_dir)?;
     let mut config = Config::new(args.data_dir.join("control-plane"));
     config.lease.heartbeat_interval_ms = 500;
     config.lease.min_heartbeats = 1;
@@ -103,7 +104,6 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stderr)]
 fn print_welcome(
     cp: &str,
     node: &str,
@@ -128,7 +128,7 @@ Call one:
 "#
         )
     };
-    eprintln!(
+    println!(
         r#"
 Latchkey dev deployment is running.
   control plane  {cp}   (admin token: {admin})

@@ -5,6 +5,7 @@
 mod admin;
 mod dev;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_control_plane::cli::{ServeArgs, init_logging};
 use latchkey_edge_node::NodeArgs;
@@ -41,12 +42,14 @@ async fn main() -> anyhow::Result<()> {
             init_logging(cli.log_json);
             dev::run(args).await
         }
-        Command::ControlPlane(args) => {
+        Command::ControlPlane(mut args) => {
             init_logging(cli.log_json);
+            args.data_dir = absolute(&args.data_dir)?;
             latchkey_control_plane::cli::serve(args, shutdown_signal()).await
         }
-        Command::EdgeNode(args) => {
+        Command::EdgeNode(mut args) => {
             init_logging(cli.log_json);
+            args.data_dir = absolute(&args.data_dir)?;
             let node = latchkey_edge_node::EdgeNode::start(args.into_config()?).await?;
             shutdown_signal().await;
             node.shutdown().await;
@@ -54,6 +57,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Admin(command) => admin::run(command).await,
     }
+}
+
+/// `path` made absolute against the working directory, once, where the command line is read
+/// (libraries and messages then see one unambiguous path).
+fn absolute(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(path)
+        .with_context(|| format!("resolving {} against the working directory", path.display()))
 }
 
 async fn shutdown_signal() {

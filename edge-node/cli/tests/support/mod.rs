@@ -5,6 +5,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod lines;
 pub(crate) mod proxy;
 
 use std::path::Path;
@@ -21,6 +22,39 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
+    /// Starts `command`.
+    pub(crate) fn spawn(command: &mut Command) -> Proc {
+        Proc {
+            child: command.spawn().expect("start the process"),
+        }
+    }
+
+    /// Its stdout, if it was piped (once).
+    pub(crate) fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Its stderr, if it was piped (once).
+    pub(crate) fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) and waits up to `timeout` for it to exit: whether it
+    /// exited successfully in time.
+    pub(crate) fn interrupt(&mut self, timeout: Duration) -> bool {
+        self.signal("INT");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return false,
+            }
+        }
+    }
+
     /// SIGKILL, then reap it.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

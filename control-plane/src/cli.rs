@@ -74,8 +74,13 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
 
 /// Installs the `tracing` subscriber (level from `RUST_LOG`, default `info`).
 pub fn init_logging(json: bool) {
+    init_logging_with(json, "info");
+}
+
+/// Installs the `tracing` subscriber (level from `RUST_LOG`, else `default`).
+pub fn init_logging_with(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

@@ -4,6 +4,7 @@
 //! - [`fencing`]: the activation-fencing protocol's decisions, as pure functions.
 //! - [`registry`]: every operation as one store transaction over [`latchkey_store`].
 //! - [`authority`]: issuer keys, trusted keys, revocations, token checks.
+//! - [`tail`]: tail sessions (actors' log lines and call outcomes as they happen).
 //! - [`api`]: the admin (JSON) and node (postcard) HTTP APIs.
 //!
 //! [`ControlPlane`] puts them together; the `control-plane` binary and the `latchkey dev`
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod records;
 pub mod registry;
 pub mod rollout;
+pub mod tail;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -31,6 +33,9 @@ pub use error::RegistryError;
 pub use registry::{Limits, Registry};
 
 use authority::Authority;
+
+/// Tail sessions one control plane instance serves at once.
+pub const MAX_TAIL_SESSIONS: usize = 64;
 
 /// How to run a control plane.
 #[derive(Clone, Debug)]
@@ -67,6 +72,8 @@ pub struct ControlPlane {
     pub registry: Arc<Registry>,
     /// Keys, revocations and token checks.
     pub authority: Arc<Authority>,
+    /// Tail sessions open on this instance.
+    pub tail: Arc<tail::TailHub>,
     /// Bumped after this instance writes to the change feed, to wake long-polls.
     feed: tokio::sync::watch::Sender<u64>,
     config: Config,
@@ -99,6 +106,7 @@ impl ControlPlane {
             control_plane: Arc::new(ControlPlane {
                 registry,
                 authority: Arc::new(opened.authority),
+                tail: tail::TailHub::new(MAX_TAIL_SESSIONS),
                 feed,
                 config,
             }),

@@ -27,6 +27,7 @@ use crate::instance::{Instance, Stop, instantiate};
 use crate::node::NodeInner;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::table::actor_id;
+use crate::tail::{CallTag, Site};
 
 /// One call for an activation.
 pub(crate) struct Call {
@@ -237,11 +238,36 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Runs one call, and reports its outcome to whoever follows the actor.
     async fn execute(
         &mut self,
         method: &str,
         payload: &[u8],
         caller: Option<String>,
+        deadline: Instant,
+    ) -> Result<Bytes, CallError> {
+        let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
+        let Some(tag) = self.node.tail.tag(actor_type, key, Site::Method(method)) else {
+            return self.call(method, payload, caller, None, deadline).await;
+        };
+        let started = Instant::now();
+        let result = self
+            .call(method, payload, caller, Some(tag.clone()), deadline)
+            .await;
+        let error = result.as_ref().err().map(|e| (e.code(), e.to_string()));
+        let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
+        self.node
+            .tail
+            .outcome(actor_type, key, &tag, error, started.elapsed());
+        result
+    }
+
+    async fn call(
+        &mut self,
+        method: &str,
+        payload: &[u8],
+        caller: Option<String>,
+        tag: Option<CallTag>,
         deadline: Instant,
     ) -> Result<Bytes, CallError> {
         let node = Arc::clone(&self.node);
@@ -263,11 +289,12 @@ impl Slot {
             ));
         }
         if self.instance.is_none() {
-            let instance = self.activate(deadline).await?;
+            let hook = tag.as_ref().map(CallTag::activation);
+            let instance = self.activate(hook, deadline).await?;
             self.instance = Some(instance);
         }
         let live = self.instance.as_mut().expect("just activated");
-        live.begin(&node, caller, deadline);
+        live.begin(&node, caller, tag, deadline);
         let result = match live.handle(method, payload, deadline).await {
             Ok(result) => result,
             Err((error, stop)) => {
@@ -300,7 +327,11 @@ impl Slot {
     }
 
     /// Creates the instance and runs `on-activate`, committing its writes.
-    async fn activate(&mut self, deadline: Instant) -> Result<Instance, CallError> {
+    async fn activate(
+        &mut self,
+        tag: Option<CallTag>,
+        deadline: Instant,
+    ) -> Result<Instance, CallError> {
         let node = Arc::clone(&self.node);
         let cache = if std::mem::take(&mut self.no_state) {
             ReadCache::of_empty_actor()
@@ -313,7 +344,7 @@ impl Slot {
                 self.count_stop(stop);
                 e
             })?;
-        instance.begin(&node, None, deadline);
+        instance.begin(&node, None, tag, deadline);
         let activated = instance.on_activate(deadline).await.map_err(|(e, stop)| {
             self.count_stop(stop);
             e

@@ -32,14 +32,14 @@ pub async fn guest_calls(
         .await
         .map_err(|(e, _)| e)?;
     // The first call fills the read cache, as an activation's first call does.
-    instance.begin(node, None, deadline);
+    instance.begin(node, None, None, deadline);
     let _ = instance
         .handle(method, &[], deadline)
         .await
         .map_err(|(e, _)| e)?;
     let started = std::time::Instant::now();
     for _ in 0..iterations {
-        instance.begin(node, None, deadline);
+        instance.begin(node, None, None, deadline);
         let answer = instance
             .handle(method, &[], deadline)
             .await

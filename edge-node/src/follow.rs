@@ -110,18 +110,23 @@ fn apply_event(node: &Arc<NodeInner>, event: Event) {
 /// A deployment changed: compiles the versions it names (so that switching activations do not
 /// wait for the compiler), then has this node's activations of the type check their version.
 fn deployment_changed(node: &Arc<NodeInner>, actor_type: &str) {
-    let versions: Vec<String> = {
+    let (versions, revision): (Vec<String>, u64) = {
         let deployments = node
             .deployments
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        deployments.get(actor_type).map_or_else(Vec::new, |d| {
-            d.active
-                .iter()
-                .chain(d.canary.as_ref().map(|c| &c.version))
-                .cloned()
-                .collect()
-        })
+        deployments.get(actor_type).map_or_else(
+            || (Vec::new(), 0),
+            |d| {
+                let versions = d
+                    .active
+                    .iter()
+                    .chain(d.canary.as_ref().map(|c| &c.version))
+                    .cloned()
+                    .collect();
+                (versions, d.revision)
+            },
+        )
     };
     let node = Arc::clone(node);
     let actor_type = actor_type.to_owned();
@@ -146,5 +151,9 @@ fn deployment_changed(node: &Arc<NodeInner>, actor_type: &str) {
         node.deployment_revision.fetch_add(1, Ordering::AcqRel);
         let poked = node.table.poke(&actor_type);
         tracing::info!(%actor_type, activations = poked, "deployment changed");
+        node.applied.send_modify(|applied| {
+            let known = applied.entry(actor_type).or_default();
+            *known = (*known).max(revision);
+        });
     });
 }

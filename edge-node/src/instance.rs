@@ -19,6 +19,7 @@ use crate::protocol::{CommitFailure, commit_failure};
 use crate::runtime::bindings::Actor;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::runtime::bindings::latchkey::actor::types::Context;
+use crate::tail::CallTag;
 
 /// A live guest instance.
 pub(crate) struct Instance {
@@ -91,6 +92,8 @@ pub(crate) async fn instantiate(
         self_token,
         last_error: None,
         deadline,
+        tail: Arc::clone(&node.tail),
+        call: None,
     };
     let state = HostState::new(actor_ctx, node.runtime.config().memory_limit);
     let mut store = node.runtime.new_store(state);
@@ -109,11 +112,18 @@ pub(crate) async fn instantiate(
 }
 
 impl Instance {
-    /// Starts a call by `caller` (a token id; `None` for hooks): empty write buffer, deadline,
-    /// CPU budget.
-    pub(crate) fn begin(&mut self, node: &NodeInner, caller: Option<String>, deadline: Instant) {
+    /// Starts a call by `caller` (a token id; `None` for hooks), tagged `call` for its tail
+    /// events: empty write buffer, deadline, CPU budget.
+    pub(crate) fn begin(
+        &mut self,
+        node: &NodeInner,
+        caller: Option<String>,
+        call: Option<CallTag>,
+        deadline: Instant,
+    ) {
         self.context.caller = caller;
         let actor = &mut self.store.data_mut().actor;
+        actor.call = call;
         actor.writes = CallWrites::default();
         actor.poisoned = None;
         actor.fenced = false;

@@ -7,6 +7,7 @@
 //!   `upgrade`: switching a live activation to a newly deployed version.
 //! - `table`, `router`, `forward`: where actors are, and getting a call to them.
 //! - [`protocol`], [`lease`]: the node's protocol decisions as pure functions; the lease; `node`: registration, heartbeats, following the control plane.
+//! - [`tail`]: actors' log lines and call outcomes, sent to whoever follows (`latchkey tail`).
 //! - `ingress`: the HTTP server.
 
 mod activation;
@@ -27,6 +28,7 @@ pub mod protocol;
 mod router;
 pub mod runtime;
 mod table;
+pub mod tail;
 mod upgrade;
 
 pub use config::{NodeArgs, NodeConfig};

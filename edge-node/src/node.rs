@@ -24,6 +24,7 @@ use crate::forward::Forwarder;
 use crate::lease::Lease;
 use crate::runtime::Runtime;
 use crate::table::Table;
+use crate::tail::Tail;
 
 /// What a node must have before it serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +78,11 @@ pub struct NodeInner {
     pub(crate) switches: AtomicU64,
     /// Switches in progress, and activations waiting for their turn.
     pub(crate) switching: crate::upgrade::Switching,
+    /// Followers of actors' log lines and call outcomes.
+    pub(crate) tail: Arc<Tail>,
+    /// Actor type → the latest deployment revision in effect here: its versions are compiled
+    /// and every call from now on runs them.
+    pub(crate) applied: watch::Sender<HashMap<String, u64>>,
     /// The last commit number handed out. Commits are numbered from this one counter, so every
     /// activation object this process creates for a generation numbers its commits above those
     /// of any earlier object of that generation (the control plane acknowledges a commit
@@ -165,6 +171,7 @@ impl EdgeNode {
         let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
         let (ready, _) = watch::channel(Readiness::default());
         let cp = Client::new(&config.control_plane, &config.node_token);
+        let (tail, tail_outgoing) = Tail::new();
         let inner = Arc::new(NodeInner {
             committer: crate::committer::Committer::new(
                 cp.clone(),
@@ -187,6 +194,8 @@ impl EdgeNode {
             outcomes: Mutex::default(),
             switches: AtomicU64::new(0),
             switching: crate::upgrade::Switching::default(),
+            tail: Arc::clone(&tail),
+            applied: watch::channel(HashMap::new()).0,
             commit_seq: AtomicU64::new(0),
             config,
         });
@@ -196,6 +205,17 @@ impl EdgeNode {
             tokio::spawn(crate::follow::follow(Arc::clone(&inner))),
             tokio::spawn(sweep(Arc::clone(&inner))),
             tokio::spawn(report_outcomes(Arc::clone(&inner))),
+            tokio::spawn(crate::tail::follow_interest(
+                Arc::clone(&tail),
+                inner.cp.clone(),
+                inner.config.node_id.clone(),
+            )),
+            tokio::spawn(crate::tail::push(
+                tail,
+                tail_outgoing,
+                inner.cp.clone(),
+                inner.config.node_id.clone(),
+            )),
             tokio::spawn(crate::ingress::serve(Arc::clone(&inner), listener, async {
                 let _ = stopped.await;
             })),
@@ -233,6 +253,18 @@ impl EdgeNode {
                 *ready.borrow()
             ),
         }
+    }
+
+    /// Actors' log lines and call outcomes on this node: [`Tail::subscribe`] follows them.
+    pub fn tail(&self) -> &Arc<Tail> {
+        &self.inner.tail
+    }
+
+    /// Actor type → the latest revision of its deployment in effect on this node (its versions
+    /// compiled, every call from then on runs them), updated as the node follows the control
+    /// plane.
+    pub fn deployments_in_effect(&self) -> watch::Receiver<HashMap<String, u64>> {
+        self.inner.applied.subscribe()
     }
 
     /// Activations held here now.

@@ -19,6 +19,7 @@ use crate::error::CallError;
 use crate::host::ReadCache;
 use crate::instance::{Instance, Stop, instantiate};
 use crate::node::Target;
+use crate::tail::Site;
 
 /// Switches run at once on a node: enough to keep the control plane busy, few enough that each
 /// is quick, so a call waits for its own actor's switch only, not for a thousand others.
@@ -166,7 +167,9 @@ impl Slot {
                 return self.failed(target, stop);
             }
         };
-        fresh.begin(&node, None, deadline);
+        let tag = node.tail.tag(&next.actor_type, &next.key, Site::Upgrade);
+        let started = Instant::now();
+        fresh.begin(&node, None, tag.clone(), deadline);
         let hook = fresh.on_upgrade(&previous, deadline).await;
         let poison = fresh.take_poison();
         let fenced = fresh.store.data().actor.fenced;
@@ -182,6 +185,14 @@ impl Slot {
             }
             (Ok(Ok(())), None) => None,
         };
+        if let Some(tag) = &tag {
+            let failed = error
+                .as_ref()
+                .map(|(reason, _)| (ErrorCode::ActorFailed, reason.clone()));
+            let took = started.elapsed();
+            node.tail
+                .outcome(&next.actor_type, &next.key, tag, failed, took);
+        }
         if let Some((reason, retry)) = error {
             self.give_back(fresh);
             if fenced {
@@ -237,7 +248,12 @@ impl Slot {
         let Some(live) = self.instance.as_mut() else {
             return;
         };
-        live.begin(&node, None, deadline);
+        let tag = node.tail.tag(
+            &self.placement.actor_type,
+            &self.placement.key,
+            Site::Activate,
+        );
+        live.begin(&node, None, tag, deadline);
         match live.on_activate(deadline).await {
             Err((error, stop)) => {
                 self.count_stop(stop);

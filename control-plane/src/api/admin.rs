@@ -161,6 +161,14 @@ pub(super) async fn handle(
             cp.feed_changed();
             Ok(json(StatusCode::OK, &keys))
         }
+        (&Method::GET, ["clock"]) => {
+            check_right(&cp, &req, Rights::empty())?;
+            let registry = Arc::clone(&cp.registry);
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || registry.clock()).await?,
+            ))
+        }
         (&Method::POST, ["keys", key_id, "retire"]) => {
             authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
             let (cp2, id) = (Arc::clone(&cp), key_id.to_string());
@@ -172,7 +180,7 @@ pub(super) async fn handle(
             _,
             [
                 "modules" | "deployments" | "nodes" | "activations" | "tokens" | "revocations"
-                | "keys" | "regions",
+                | "keys" | "regions" | "clock" | "tail",
                 ..,
             ],
         ) => Err(method_not_allowed(&method, &full)),

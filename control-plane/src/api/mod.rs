@@ -5,6 +5,7 @@
 
 mod admin;
 mod node;
+mod tail;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,7 +28,13 @@ use tokio::net::TcpListener;
 use crate::ControlPlane;
 use crate::error::RegistryError;
 
-type Reply = Response<Full<Bytes>>;
+/// A response: a whole body, or a stream of server-sent events (`GET /v1/tail`).
+type Reply = Response<Either<Full<Bytes>, tail::EventStream>>;
+
+/// A response with a whole body.
+fn whole(body: impl Into<Bytes>) -> Reply {
+    Response::new(Either::Left(Full::new(body.into())))
+}
 
 /// Largest JSON or node-API body accepted (module uploads have their own limit).
 const MAX_BODY: usize = 2 << 20;
@@ -68,6 +75,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         }
     }
+    // Open tail streams would otherwise hold their connections past the grace period.
+    cp.tail.close_all();
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()
@@ -93,6 +102,7 @@ async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, A
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["healthz"] => Ok(text(StatusCode::OK, "ok")),
+        ["v1", "tail"] if req.method() == Method::GET => tail::stream(cp, req).await,
         ["v1", "nodes", id, rest @ ..] if node::is_node_route(rest) => {
             node::handle(cp, req, id, rest).await
         }
@@ -114,7 +124,7 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
 
 fn error_reply(e: &ApiError) -> Reply {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut reply = Response::new(Full::new(Bytes::from(e.to_json())));
+    let mut reply = whole(e.to_json());
     *reply.status_mut() = status;
     reply.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -124,14 +134,14 @@ fn error_reply(e: &ApiError) -> Reply {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut reply = whole(Bytes::from_static(body.as_bytes()));
     *reply.status_mut() = status;
     reply
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec(value).expect("API types serialise");
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    let mut reply = whole(body);
     *reply.status_mut() = status;
     reply.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -142,13 +152,13 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
 
 /// `204 No Content`: a deletion done.
 fn no_content() -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::new()));
+    let mut reply = whole(Bytes::new());
     *reply.status_mut() = StatusCode::NO_CONTENT;
     reply
 }
 
 fn binary(content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    let mut reply = whole(body);
     reply
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

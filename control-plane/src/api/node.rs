@@ -57,11 +57,12 @@ pub(super) fn is_node_route(rest: &[&str]) -> bool {
             | ["state", "read" | "commit" | "commit-batch"]
             | ["activations", "upgrade"]
             | ["outcomes"]
+            | ["tail"]
             | ["modules", _]
     )
 }
 
-fn reply<T: Serialize>(value: &T) -> Reply {
+pub(super) fn reply<T: Serialize>(value: &T) -> Reply {
     binary(NODE_CONTENT_TYPE, encode(value))
 }
 
@@ -177,6 +178,8 @@ pub(super) async fn handle(
                 .min(MAX_WAIT);
             watch(cp, cursor, wait).await
         }
+        (&Method::GET, ["tail"]) => super::tail::interest(cp, &req, &node).await,
+        (&Method::POST, ["tail"]) => super::tail::publish(cp, req, &node).await,
         _ => Err(method_not_allowed(&method, req.uri().path())),
     }
 }

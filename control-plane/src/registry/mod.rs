@@ -81,6 +81,18 @@ impl Registry {
         &self.store
     }
 
+    /// The store's current version next to this process's wall clock.
+    pub fn clock(&self) -> Result<latchkey_wire::admin::ClockInfo, RegistryError> {
+        let version = self.store.begin()?.read_version()?;
+        let unix_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Ok(latchkey_wire::admin::ClockInfo {
+            version,
+            unix_micros,
+        })
+    }
+
     fn run<T>(
         &self,
         f: impl FnMut(&mut dyn Transaction) -> Result<T, RegistryError>,

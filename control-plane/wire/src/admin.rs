@@ -352,3 +352,42 @@ pub struct RegionInfo {
     /// Store version of the last change.
     pub updated_at: u64,
 }
+
+/// `GET /v1/clock`: the store's current version and the control plane's wall clock, read
+/// together. Times in other answers are store versions (about 1,000,000 per second); this turns
+/// them into ages and dates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockInfo {
+    /// The store's current read version.
+    pub version: u64,
+    /// The control plane's wall clock, Unix microseconds.
+    pub unix_micros: u64,
+}
+
+impl ClockInfo {
+    /// How long ago version `v` was, in microseconds (a version after this clock's is 0 ago).
+    pub fn age_micros(&self, v: u64) -> u64 {
+        self.version.saturating_sub(v).saturating_mul(1_000_000) / crate::lease::VERSIONS_PER_SECOND
+    }
+
+    /// Version `v` as Unix microseconds of the control plane's clock.
+    pub fn unix_micros_at(&self, v: u64) -> u64 {
+        self.unix_micros.saturating_sub(self.age_micros(v))
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::ClockInfo;
+
+    #[test]
+    fn versions_become_ages_and_dates() {
+        let clock = ClockInfo {
+            version: 5_000_000,
+            unix_micros: 1_700_000_000_000_000,
+        };
+        assert_eq!(clock.age_micros(4_000_000), 1_000_000);
+        assert_eq!(clock.age_micros(6_000_000), 0, "a later version is now");
+        assert_eq!(clock.unix_micros_at(4_000_000), 1_699_999_999_000_000);
+    }
+}

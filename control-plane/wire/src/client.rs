@@ -2,11 +2,16 @@
 //! keep-alive HTTP/1.1 connections (feature `client`). Used by edge nodes, the CLI, the Terraform
 //! provider and tests.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -14,9 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::admin::{
-    ActivationInfo, CanaryRequest, DeployRequest, DeploymentDetail, DeploymentInfo, KeyInfo,
-    MintRequest, MintResponse, ModuleInfo, NodeInfo, NodeTokenResponse, ReasonRequest, RegionInfo,
-    RegionRequest, RevocationInfo, RevokeRequest, RollbackPolicy,
+    ActivationInfo, CanaryRequest, ClockInfo, DeployRequest, DeploymentDetail, DeploymentInfo,
+    KeyInfo, MintRequest, MintResponse, ModuleInfo, NodeInfo, NodeTokenResponse, ReasonRequest,
+    RegionInfo, RegionRequest, RevocationInfo, RevokeRequest, RollbackPolicy,
 };
 use crate::node::{
     Activation, Changes, CommitBatchRequest, CommitBatchResponse, CommitRequest, CommitResponse,
@@ -24,6 +29,7 @@ use crate::node::{
     ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken,
     SyncSnapshot, UpgradeRequest,
 };
+use crate::tail::{TailBatch, TailInterest};
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 
 /// Why a call failed.
@@ -77,10 +83,72 @@ impl ClientError {
     }
 }
 
+/// Called with the bytes of a request body handed to the connection so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Slices a request body is sent in (so that [`Progress`] moves while a large upload is sent).
+const BODY_SLICE: usize = 64 << 10;
+
+/// A request body: the bytes, handed to the connection one slice at a time (one frame for a
+/// small body), each slice reported to an optional [`Progress`].
+pub struct RequestBody {
+    rest: Bytes,
+    sent: u64,
+    progress: Option<Progress>,
+}
+
+impl RequestBody {
+    fn new(data: Bytes, progress: Option<Progress>) -> Self {
+        RequestBody {
+            rest: data,
+            sent: 0,
+            progress,
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("remaining", &self.rest.len())
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.rest.len().min(BODY_SLICE);
+        let slice = self.rest.split_to(n);
+        self.sent += n as u64;
+        if let Some(progress) = &self.progress {
+            progress(self.sent);
+        }
+        Poll::Ready(Some(Ok(Frame::data(slice))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
 /// A client bound to one server and one bearer token.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: Hyper<HttpConnector, Full<Bytes>>,
+    http: Hyper<HttpConnector, RequestBody>,
     base: String,
     token: String,
     timeout: Duration,
@@ -134,36 +202,24 @@ impl Client {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, ClientError> {
+        let body = RequestBody::new(Bytes::from(body), None);
+        self.exchange(method, path, content_type, body, timeout)
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
         let url = format!("{}{path}", self.base);
-        let request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Transport {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
         let exchange = async {
-            let response =
-                self.http
-                    .request(request)
-                    .await
-                    .map_err(|e| ClientError::Transport {
-                        url: url.clone(),
-                        message: error_chain(&e),
-                    })?;
+            let response = self.respond(method, &url, content_type, body).await?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?
-                .to_bytes();
+            let body = collect(&url, response.into_body()).await?;
             if status.is_success() {
                 Ok(body)
             } else {
@@ -179,6 +235,66 @@ impl Client {
                 url: url.clone(),
                 timeout,
             })?
+    }
+
+    /// Sends a request and returns the response, whatever its status, its body unread.
+    async fn respond(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: RequestBody,
+    ) -> Result<http::Response<Incoming>, ClientError> {
+        let request = Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|e| ClientError::Transport {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?;
+        self.http
+            .request(request)
+            .await
+            .map_err(|e| ClientError::Transport {
+                url: url.to_owned(),
+                message: error_chain(&e),
+            })
+    }
+
+    /// `GET path` whose answer is a stream (server-sent events): waits up to the client's
+    /// timeout for the response to start, then returns its body to read as it arrives. A non-2xx
+    /// answer is read whole and becomes [`ClientError::Api`].
+    pub async fn stream(&self, path: &str) -> Result<Incoming, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let started = self.respond(
+            Method::GET,
+            &url,
+            "application/json",
+            RequestBody::new(Bytes::new(), None),
+        );
+        let response = tokio::time::timeout(self.timeout, started)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.clone(),
+                timeout: self.timeout,
+            })??;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.into_body());
+        }
+        let body = tokio::time::timeout(self.timeout, collect(&url, response.into_body()))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.clone(),
+                timeout: self.timeout,
+            })??;
+        Err(ClientError::Api(ApiError::from_response(
+            status.as_u16(),
+            &body,
+        )))
     }
 
     async fn json<T: DeserializeOwned>(
@@ -219,12 +335,23 @@ impl Client {
 
     /// Uploads a WASM component.
     pub async fn upload_module(&self, component: Vec<u8>) -> Result<ModuleInfo, ClientError> {
+        self.upload_module_with_progress(component, None).await
+    }
+
+    /// Uploads a WASM component, reporting the bytes sent so far to `progress` as the upload
+    /// goes (the answer comes once the control plane has validated and stored it).
+    pub async fn upload_module_with_progress(
+        &self,
+        component: Vec<u8>,
+        progress: Option<Progress>,
+    ) -> Result<ModuleInfo, ClientError> {
+        let body = RequestBody::new(Bytes::from(component), progress);
         let bytes = self
-            .send(
+            .exchange(
                 Method::POST,
                 "/v1/modules",
                 "application/wasm",
-                component,
+                body,
                 self.timeout,
             )
             .await?;
@@ -438,6 +565,12 @@ impl Client {
         .map(drop)
     }
 
+    /// The store's current version next to the control plane's wall clock (turns the versions
+    /// in other answers into dates).
+    pub async fn clock(&self) -> Result<ClockInfo, ClientError> {
+        self.json(Method::GET, "/v1/clock", None::<&()>).await
+    }
+
     /// Every issuer key.
     pub async fn keys(&self) -> Result<Vec<KeyInfo>, ClientError> {
         self.json(Method::GET, "/v1/keys", None::<&()>).await
@@ -637,10 +770,17 @@ impl Client {
         cursor: &str,
         wait: Duration,
     ) -> Result<Changes, ClientError> {
-        let path = format!(
-            "/v1/nodes/{node_id}/watch?after={cursor}&wait_ms={}",
-            wait.as_millis()
-        );
+        self.long_poll(&format!("/v1/nodes/{node_id}/watch?after={cursor}"), wait)
+            .await
+    }
+
+    /// `GET path&wait_ms=…` of the node API, allowed `wait` and 5 s more to answer.
+    async fn long_poll<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        wait: Duration,
+    ) -> Result<T, ClientError> {
+        let path = format!("{path}&wait_ms={}", wait.as_millis());
         self.node(
             Method::GET,
             &path,
@@ -648,6 +788,31 @@ impl Client {
             wait + Duration::from_secs(5),
         )
         .await
+    }
+
+    /// Long-polls the tail sessions' filters: answered when their revision differs from
+    /// `after`, or after `wait` (asking with `after` acknowledges that revision).
+    pub async fn tail_interest(
+        &self,
+        node_id: &str,
+        after: u64,
+        wait: Duration,
+    ) -> Result<TailInterest, ClientError> {
+        self.long_poll(&format!("/v1/nodes/{node_id}/tail?after={after}"), wait)
+            .await
+    }
+
+    /// Sends tail events.
+    pub async fn push_tail(&self, node_id: &str, batch: &TailBatch) -> Result<(), ClientError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/tail"),
+            NODE_CONTENT_TYPE,
+            encode(batch),
+            self.timeout,
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -660,4 +825,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
+}
+
+/// Reads a whole response body.
+async fn collect(url: &str, body: Incoming) -> Result<Bytes, ClientError> {
+    body.collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| ClientError::Transport {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })
 }

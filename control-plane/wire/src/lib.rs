@@ -13,6 +13,7 @@ mod error;
 pub mod lease;
 pub mod limits;
 pub mod node;
+pub mod tail;
 
 pub use error::{ApiError, ErrorCode};
 

@@ -16,6 +16,8 @@
 //! | `GET modules/{content_id}` | — | the component bytes |
 //! | `GET sync` | — | [`SyncSnapshot`] |
 //! | `GET watch?after={cursor}&wait_ms={ms}` | — | [`Changes`] (410 if the cursor is too old) |
+//! | `GET tail?after={revision}&wait_ms={ms}` | — | [`crate::tail::TailInterest`] |
+//! | `POST tail` | [`crate::tail::TailBatch`] | 204 |
 
 use serde::{Deserialize, Serialize};
 

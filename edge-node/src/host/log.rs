@@ -1,4 +1,5 @@
-//! The `log` host capability: guest log lines become `tracing` events tagged with the actor.
+//! The `log` host capability: guest log lines become `tracing` events tagged with the actor, and
+//! tail events while someone follows the actor.
 
 use super::HostState;
 use crate::runtime::bindings::latchkey::actor::log::{Host, Level};
@@ -21,6 +22,9 @@ impl Host for HostState {
         }
         let fence = &self.actor.fence;
         let (t, k) = (fence.actor_type.as_str(), fence.key.as_str());
+        if let Some(call) = &self.actor.call {
+            self.actor.tail.log(t, k, call, tail_level(level), &message);
+        }
         match level {
             Level::Trace => tracing::trace!(target: "actor", actor_type = t, key = k, "{message}"),
             Level::Debug => tracing::debug!(target: "actor", actor_type = t, key = k, "{message}"),
@@ -28,5 +32,16 @@ impl Host for HostState {
             Level::Warn => tracing::warn!(target: "actor", actor_type = t, key = k, "{message}"),
             Level::Error => tracing::error!(target: "actor", actor_type = t, key = k, "{message}"),
         }
+    }
+}
+
+fn tail_level(level: Level) -> latchkey_wire::tail::Level {
+    use latchkey_wire::tail::Level as Tail;
+    match level {
+        Level::Trace => Tail::Trace,
+        Level::Debug => Tail::Debug,
+        Level::Info => Tail::Info,
+        Level::Warn => Tail::Warn,
+        Level::Error => Tail::Error,
     }
 }

@@ -16,6 +16,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::node::NodeInner;
+use crate::tail::{CallTag, Tail};
 
 /// The CPU budget of the call in progress, in epoch ticks.
 #[derive(Debug, Default)]
@@ -167,6 +168,10 @@ pub(crate) struct ActorCtx {
     pub(crate) last_error: Option<String>,
     /// When the call in progress must end (nested calls get what is left).
     pub(crate) deadline: tokio::time::Instant,
+    /// Where the call's log lines go while someone follows this actor.
+    pub(crate) tail: Arc<Tail>,
+    /// The call in progress, while someone follows this actor (`latchkey tail`).
+    pub(crate) call: Option<CallTag>,
 }
 
 impl ActorCtx {

@@ -1,16 +1,21 @@
 //! The admin CLI: modules, deployments, tokens, nodes and activations through the control
 //! plane's admin API, offline token attenuation, and calling actors through an edge node.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
 use latchkey_wire::admin::{MintRequest, RevokeRequest, RollbackPolicy};
-use latchkey_wire::client::Client;
+use latchkey_wire::client::{Client, Progress};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
+
+use crate::output::{self, Times};
+use crate::show;
 
 /// Where the dev deployment keeps its admin token.
 const DEV_TOKEN: &str = "./latchkey-dev/control-plane/admin.token";
@@ -24,17 +29,17 @@ pub(crate) struct Target {
         env = "LATCHKEY_CONTROL_PLANE",
         default_value = "http://127.0.0.1:7070"
     )]
-    control_plane: String,
+    pub(crate) control_plane: String,
     /// Token to present (default: `--token-file`, else the dev deployment's admin token).
     #[arg(long, env = "LATCHKEY_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// File holding the token to present.
     #[arg(long, env = "LATCHKEY_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 impl Target {
-    fn token(&self) -> anyhow::Result<String> {
+    pub(crate) fn token(&self) -> anyhow::Result<String> {
         if let Some(t) = &self.token {
             return Ok(t.clone());
         }
@@ -52,27 +57,35 @@ impl Target {
             })
     }
 
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(&self.control_plane, &self.token()?))
     }
+}
+
+/// Which actors and methods: part of what a token may do (`mint`, `attenuate`), and what
+/// `tail` follows.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub(crate) struct Scope {
+    /// Only this actor type.
+    #[arg(long)]
+    pub(crate) actor_type: Option<String>,
+    /// Only this key.
+    #[arg(long, conflicts_with = "key_prefix")]
+    pub(crate) key: Option<String>,
+    /// Only keys starting with this.
+    #[arg(long)]
+    pub(crate) key_prefix: Option<String>,
+    /// Only these methods (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) methods: Option<Vec<String>>,
 }
 
 /// What a token may do: used by `mint` and `attenuate`.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub(crate) struct Restrict {
-    /// Only this actor type.
-    #[arg(long)]
-    actor_type: Option<String>,
-    /// Only this key.
-    #[arg(long, conflicts_with = "key_prefix")]
-    key: Option<String>,
-    /// Only keys starting with this.
-    #[arg(long)]
-    key_prefix: Option<String>,
-    /// Only these methods (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    methods: Option<Vec<String>>,
-    /// Only these rights (comma-separated: invoke, deploy, mint, revoke, admin, read-state).
+    #[command(flatten)]
+    scope: Scope,
+    /// Only these rights (comma-separated: invoke, deploy, mint, revoke, admin, read-state, tail).
     #[arg(long, value_delimiter = ',')]
     rights: Option<Vec<String>>,
     /// Expires this many seconds from now.
@@ -85,7 +98,7 @@ pub(crate) struct Restrict {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
-    /// Upload a WASM component; prints its content id.
+    /// Upload a WASM component; prints its content id (progress on stderr).
     Upload {
         /// The component file.
         file: PathBuf,
@@ -96,7 +109,7 @@ pub(crate) enum AdminCommand {
     Deploy {
         /// Actor type.
         actor_type: String,
-        /// Content id of an uploaded module.
+        /// Content id of an uploaded module (or a unique prefix of it).
         version: String,
         /// Run it on this percentage of keys only.
         #[arg(long)]
@@ -190,7 +203,7 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Mint a token no wider than yours.
+    /// Mint a token no wider than yours; prints the token (its id and expiry on stderr).
     Mint {
         #[command(flatten)]
         restrict: Restrict,
@@ -214,7 +227,7 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Mint a node's capability.
+    /// Mint a node's capability; prints the token (for `edge-node --node-token-file`).
     NodeToken {
         /// Node id.
         node_id: String,
@@ -239,17 +252,12 @@ pub(crate) enum AdminCommand {
     },
 }
 
-fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
 fn mint_request(r: Restrict) -> MintRequest {
     MintRequest {
-        actor_type: r.actor_type,
-        key: r.key,
-        key_prefix: r.key_prefix,
-        methods: r.methods,
+        actor_type: r.scope.actor_type,
+        key: r.scope.key,
+        key_prefix: r.scope.key_prefix,
+        methods: r.scope.methods,
         rights: r.rights,
         expires_in_secs: r.expires_in,
         audience: r.audience,
@@ -257,16 +265,17 @@ fn mint_request(r: Restrict) -> MintRequest {
 }
 
 fn capability(r: Restrict) -> anyhow::Result<Capability> {
+    let scope = r.scope;
     let mut cap = Capability {
-        actor_type: r.actor_type,
+        actor_type: scope.actor_type,
         audience: r.audience,
-        methods: r.methods.map(|m| m.into_iter().collect()),
+        methods: scope.methods.map(|m| m.into_iter().collect()),
         ..Capability::default()
     };
-    cap.keys = r
+    cap.keys = scope
         .key
         .map(KeyScope::Exact)
-        .or(r.key_prefix.map(KeyScope::Prefix));
+        .or(scope.key_prefix.map(KeyScope::Prefix));
     if let Some(names) = r.rights {
         cap.rights = Some(
             names
@@ -281,13 +290,47 @@ fn capability(r: Restrict) -> anyhow::Result<Capability> {
     Ok(cap)
 }
 
-pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
+/// A content id given in full, or a prefix of one (as tables show them), resolved against the
+/// uploaded modules.
+async fn resolve_version(client: &Client, given: &str) -> anyhow::Result<String> {
+    if given.len() == 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(given.to_owned());
+    }
+    let matching: Vec<String> = client
+        .modules()
+        .await?
+        .into_iter()
+        .map(|m| m.content_id)
+        .filter(|id| id.starts_with(given))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!("no uploaded module's content id starts with `{given}`"),
+        many => anyhow::bail!(
+            "`{given}` is the start of {} content ids ({}); give more of it",
+            many.len(),
+            many.iter()
+                .map(|id| output::short(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The control plane's clock, to show store versions as dates.
+async fn times(client: &Client) -> anyhow::Result<Times> {
+    Ok(Times(
+        client
+            .clock()
+            .await
+            .context("reading the control plane's clock")?,
+    ))
+}
+
+/// Runs an admin command; `json`: print JSON instead of text.
+pub(crate) async fn run(command: AdminCommand, json: bool) -> anyhow::Result<()> {
     match command {
-        AdminCommand::Upload { file, target } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            print(&target.client()?.upload_module(bytes).await?)
-        }
+        AdminCommand::Upload { file, target } => upload(&file, &target, json).await,
         AdminCommand::Deploy {
             actor_type,
             version,
@@ -296,6 +339,7 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
             target,
         } => {
             let client = target.client()?;
+            let version = resolve_version(&client, &version).await?;
             let info = match canary {
                 Some(percent) => client.canary(&actor_type, &version, percent).await?,
                 None => {
@@ -304,53 +348,38 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                         .await?
                 }
             };
-            print(&info)
+            show_or_json(json, &info, show::deployment)
         }
         AdminCommand::Undeploy {
             actor_type,
             reason,
             target,
-        } => print(
-            &target
+        } => {
+            let info = target
                 .client()?
                 .remove_deployment(&actor_type, reason.as_deref())
-                .await?,
-        ),
+                .await?;
+            show_or_json(json, &info, show::deployment)
+        }
         AdminCommand::Region {
             name,
             weight,
             jurisdiction,
             delete,
             target,
-        } => {
-            let client = target.client()?;
-            match name {
-                None => print(&client.regions().await?),
-                Some(name) if delete => {
-                    client.delete_region(&name).await?;
-                    println!("region {name} removed");
-                    Ok(())
-                }
-                Some(name) => {
-                    let request = latchkey_wire::admin::RegionRequest {
-                        placement_weight: weight,
-                        jurisdiction,
-                    };
-                    print(&client.put_region(&name, &request).await?)
-                }
-            }
-        }
+        } => region(name, weight, jurisdiction, delete, &target, json).await,
         AdminCommand::Rollout {
             action,
             actor_type,
             reason,
             target,
-        } => print(
-            &target
+        } => {
+            let info = target
                 .client()?
                 .deployment_action(&actor_type, &action, reason.as_deref())
-                .await?,
-        ),
+                .await?;
+            show_or_json(json, &info, show::deployment)
+        }
         AdminCommand::Policy {
             actor_type,
             max_error_rate,
@@ -363,24 +392,60 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 window_secs: window,
                 min_calls,
             };
-            print(&target.client()?.set_policy(&actor_type, &policy).await?)
+            let info = target.client()?.set_policy(&actor_type, &policy).await?;
+            show_or_json(json, &info, show::deployment)
         }
         AdminCommand::Deployment { actor_type, target } => {
-            print(&target.client()?.deployment(&actor_type).await?)
+            let client = target.client()?;
+            let detail = client.deployment(&actor_type).await?;
+            if json {
+                return output::json(&detail);
+            }
+            println!(
+                "{}",
+                show::deployment_detail(&detail, &times(&client).await?)
+            );
+            Ok(())
         }
-        AdminCommand::Modules { target } => print(&target.client()?.modules().await?),
-        AdminCommand::Nodes { target } => print(&target.client()?.nodes().await?),
+        AdminCommand::Modules { target } => {
+            let client = target.client()?;
+            let modules = client.modules().await?;
+            if json {
+                return output::json(&modules);
+            }
+            println!("{}", show::modules(&modules, &times(&client).await?));
+            Ok(())
+        }
+        AdminCommand::Nodes { target } => {
+            let client = target.client()?;
+            let nodes = client.nodes().await?;
+            if json {
+                return output::json(&nodes);
+            }
+            println!("{}", show::nodes(&nodes, &times(&client).await?));
+            Ok(())
+        }
         AdminCommand::Activations { actor_type, target } => {
-            print(&target.client()?.activations(actor_type.as_deref()).await?)
+            let list = target.client()?.activations(actor_type.as_deref()).await?;
+            show_or_json(json, &list, |l| show::activations(l))
         }
         AdminCommand::Mint { restrict, target } => {
-            print(&target.client()?.mint(&mint_request(restrict)).await?)
+            let minted = target.client()?.mint(&mint_request(restrict)).await?;
+            if json {
+                return output::json(&minted);
+            }
+            println!("{}", minted.token);
+            note(&show::minted(&minted));
+            Ok(())
         }
         AdminCommand::Attenuate { token, restrict } => {
             let narrowed = Token::from_text(&token)
                 .context("reading the token")?
                 .attenuate(&capability(restrict)?)
                 .context("narrowing the token")?;
+            if json {
+                return output::json(&serde_json::json!({ "token": narrowed.to_string() }));
+            }
             println!("{narrowed}");
             Ok(())
         }
@@ -402,10 +467,20 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     ..RevokeRequest::default()
                 }
             };
-            print(&target.client()?.revoke(&request).await?)
+            let revoked = target.client()?.revoke(&request).await?;
+            show_or_json(json, &revoked, |r| format!("revoked token {}", r.token_id))
         }
         AdminCommand::NodeToken { node_id, target } => {
-            print(&target.client()?.node_token(&node_id).await?)
+            let minted = target.client()?.node_token(&node_id).await?;
+            if json {
+                return output::json(&minted);
+            }
+            println!("{}", minted.token);
+            note(&format!(
+                "node token for {node_id} (token id {}); give it to `latchkey edge-node --node-token-file`",
+                minted.token_id
+            ));
+            Ok(())
         }
         AdminCommand::Call {
             actor_type,
@@ -414,32 +489,132 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
             payload,
             node,
             target,
-        } => {
-            let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-            let path = format!(
-                "/v1/actors/{}/{}/{}",
-                segment(&actor_type),
-                segment(&key),
-                segment(&method)
-            );
-            let body = payload.unwrap_or_default().into_bytes();
-            let client = Client::new(&node, &target.token()?);
-            let answer = client
-                .send(
-                    http::Method::POST,
-                    &path,
-                    "application/json",
-                    body,
-                    Duration::from_secs(60),
-                )
-                .await?;
-            match serde_json::from_slice::<Value>(&answer) {
-                Ok(json) => print(&json),
-                Err(_) => {
-                    println!("{}", String::from_utf8_lossy(&answer));
-                    Ok(())
-                }
+        } => call(&actor_type, &key, &method, payload, &node, &target).await,
+    }
+}
+
+/// Prints `value` as JSON, or `show(value)` as text.
+fn show_or_json<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    show: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        return output::json(value);
+    }
+    println!("{}", show(value));
+    Ok(())
+}
+
+/// A remark for the person at the terminal (stderr, so that stdout stays what scripts read).
+#[allow(clippy::print_stderr)]
+pub(crate) fn note(text: &str) {
+    eprintln!("{text}");
+}
+
+async fn upload(file: &Path, target: &Target, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let size = bytes.len() as u64;
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template("uploading {bytes}/{total_bytes} {wide_bar} {msg}")
+            .expect("valid template"),
+    );
+    let progress = bar.clone();
+    let reported: Progress = Arc::new(move |sent| {
+        progress.set_position(sent);
+        if sent == size {
+            progress.set_message("validating");
+        }
+    });
+    let client = target.client()?.with_timeout(Duration::from_secs(300));
+    let module = client
+        .upload_module_with_progress(bytes, Some(reported))
+        .await
+        .with_context(|| format!("uploading {}", file.display()));
+    bar.finish_and_clear();
+    let module = module?;
+    if json {
+        return output::json(&module);
+    }
+    println!("{}", module.content_id);
+    note(&format!(
+        "uploaded {} ({}); deploy it with `latchkey deploy <actor-type> {}`",
+        file.display(),
+        output::bytes(module.size),
+        output::short(&module.content_id)
+    ));
+    Ok(())
+}
+
+async fn region(
+    name: Option<String>,
+    weight: u32,
+    jurisdiction: Option<String>,
+    delete: bool,
+    target: &Target,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = target.client()?;
+    match name {
+        None => {
+            let regions = client.regions().await?;
+            if json {
+                return output::json(&regions);
             }
+            println!("{}", show::regions(&regions, &times(&client).await?));
+            Ok(())
+        }
+        Some(name) if delete => {
+            client.delete_region(&name).await?;
+            if json {
+                return output::json(&serde_json::json!({ "removed": name }));
+            }
+            println!("region {name} removed");
+            Ok(())
+        }
+        Some(name) => {
+            let request = latchkey_wire::admin::RegionRequest {
+                placement_weight: weight,
+                jurisdiction,
+            };
+            let region = client.put_region(&name, &request).await?;
+            show_or_json(json, &region, show::region)
+        }
+    }
+}
+
+async fn call(
+    actor_type: &str,
+    key: &str,
+    method: &str,
+    payload: Option<String>,
+    node: &str,
+    target: &Target,
+) -> anyhow::Result<()> {
+    let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    let path = format!(
+        "/v1/actors/{}/{}/{}",
+        segment(actor_type),
+        segment(key),
+        segment(method)
+    );
+    let body = payload.unwrap_or_default().into_bytes();
+    let client = Client::new(node, &target.token()?);
+    let answer = client
+        .send(
+            http::Method::POST,
+            &path,
+            "application/json",
+            body,
+            Duration::from_secs(60),
+        )
+        .await?;
+    match serde_json::from_slice::<Value>(&answer) {
+        Ok(json) => output::json(&json),
+        Err(_) => {
+            println!("{}", output::clean(&String::from_utf8_lossy(&answer)));
+            Ok(())
         }
     }
 }

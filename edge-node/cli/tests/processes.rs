@@ -1,7 +1,7 @@
 //! Latchkey as real processes on loopback (`latchkey control-plane`, `latchkey edge-node`):
 //! durable state survives a full restart of both; calls through either of two nodes reach one
 //! instance; killing the owner node with SIGKILL moves the actor, state intact, once its lease
-//! has expired.
+//! has expired; `latchkey tail` follows calls on both nodes.
 
 mod support;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::Method;
 use latchkey_wire::client::{Client, ClientError};
 use serde_json::{Value, json};
+use support::lines::Lines;
 use support::{Proc, control_plane, edge_node, free_port, healthy, retrying};
 
 async fn call(node: &str, token: &str, key: &str, method: &str) -> Result<Value, ClientError> {
@@ -146,4 +147,54 @@ async fn two_nodes_one_instance_and_failover_after_sigkill() {
     let moved = fleet.admin.activations(Some("counter")).await.unwrap();
     assert_eq!(moved[0].node_id, ["a", "b"][survivor]);
     assert!(moved[0].live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_follows_calls_on_every_node_through_the_control_plane() {
+    let fleet = Fleet::start().await;
+    let ports = [free_port(), free_port()];
+    let _nodes = [
+        fleet.node("a", ports[0]).await,
+        fleet.node("b", ports[1]).await,
+    ];
+    let token = support::deploy_counter(&fleet.admin).await;
+    let mut tail = Proc::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["tail", "--actor-type", "counter", "--control-plane"])
+            .arg(fleet.cp_url())
+            .arg("--token-file")
+            .arg(fleet.dir.path().join("cp/admin.token"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut lines = Lines::new("latchkey tail", tail.take_stdout().unwrap());
+    let mut notes = Lines::new("latchkey tail (stderr)", tail.take_stderr().unwrap());
+    let mut following: Vec<String> = (0..2)
+        .map(|_| {
+            notes.wait_for("a node follows", Duration::from_secs(30), |l| {
+                l.starts_with("following ")
+            })
+        })
+        .collect();
+    following.sort();
+    assert_eq!(following, ["following a", "following b"]);
+    // Each key is placed on the node first asked; a call to the other node is forwarded.
+    for (i, key) in ["on-a", "on-b"].into_iter().enumerate() {
+        let url = format!("http://127.0.0.1:{}", ports[i]);
+        retrying("inc", async || call(&url, &token, key, "inc").await).await;
+    }
+    let other = format!("http://127.0.0.1:{}", ports[1]);
+    retrying("forwarded inc", async || {
+        call(&other, &token, "on-a", "inc").await
+    })
+    .await;
+    for (node, key) in [("a", "on-a"), ("b", "on-b"), ("a", "on-a")] {
+        lines.wait_for(
+            &format!("{key}'s outcome from node {node}"),
+            Duration::from_secs(30),
+            |l| l.contains(&format!(" {node} counter/{key} inc#")) && l.contains("=> ok in "),
+        );
+    }
+    tail.kill();
 }

@@ -149,9 +149,14 @@ impl Admitted {
         Detached::new(async move {
             let mut slot = slot;
             slot.maybe_switch().await;
+            let tagged = slot.tag(&call.method);
+            let tag = tagged.as_ref().map(|(tag, _)| tag.clone());
             let result = slot
-                .execute(&call.method, &call.payload, call.caller, call.deadline)
+                .execute(&call.method, &call.payload, call.caller, tag, call.deadline)
                 .await;
+            if let Some(tagged) = tagged {
+                slot.report(tagged, &result);
+            }
             slot.load
                 .last_used
                 .store(slot.node.lease.now(), Ordering::Release);
@@ -238,31 +243,23 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Runs one call, and reports its outcome to whoever follows the actor.
-    async fn execute(
-        &mut self,
-        method: &str,
-        payload: &[u8],
-        caller: Option<String>,
-        deadline: Instant,
-    ) -> Result<Bytes, CallError> {
+    /// A tag for a call of `method` (and the time it starts), if anyone follows this actor.
+    fn tag(&self, method: &str) -> Option<(CallTag, Instant)> {
         let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
-        let Some(tag) = self.node.tail.tag(actor_type, key, Site::Method(method)) else {
-            return self.call(method, payload, caller, None, deadline).await;
-        };
-        let started = Instant::now();
-        let result = self
-            .call(method, payload, caller, Some(tag.clone()), deadline)
-            .await;
+        let tag = self.node.tail.tag(actor_type, key, Site::Method(method))?;
+        Some((tag, Instant::now()))
+    }
+
+    /// Reports how the call tagged `tag` ended to whoever follows the actor.
+    fn report(&self, (tag, started): (CallTag, Instant), result: &Result<Bytes, CallError>) {
         let error = result.as_ref().err().map(|e| (e.code(), e.to_string()));
         let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
         self.node
             .tail
             .outcome(actor_type, key, &tag, error, started.elapsed());
-        result
     }
 
-    async fn call(
+    async fn execute(
         &mut self,
         method: &str,
         payload: &[u8],

@@ -79,16 +79,7 @@ async fn start(tune: impl FnOnce(&mut Config)) -> Server {
     let admin_token = opened
         .new_admin_token
         .expect("first start creates an admin token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(latchkey_control_plane::api::serve(
-        opened.control_plane,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (url, stop) = common::serve(opened.control_plane).await;
     Server {
         admin: Client::new(&url, &admin_token),
         url,

@@ -24,16 +24,7 @@ async fn start(dir: &std::path::Path) -> (Client, tokio::sync::oneshot::Sender<(
     config.lease = common::SETTINGS;
     let opened = ControlPlane::open(config).unwrap();
     let token = opened.new_admin_token.expect("a new admin token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(latchkey_control_plane::api::serve(
-        opened.control_plane,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (url, stop) = common::serve(opened.control_plane).await;
     (Client::new(&url, &token), stop)
 }
 

@@ -252,7 +252,12 @@ pub(crate) async fn follow_interest(tail: Arc<Tail>, cp: Client, node_id: String
                 applied = Some(interest.revision);
                 backoff = Duration::from_millis(100);
             }
-            Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::NotFound | ErrorCode::MethodNotAllowed)
+                ) =>
+            {
                 // A control plane without tail support: nothing to follow; look again later.
                 tail.set_filters(Vec::new());
                 tokio::time::sleep(Duration::from_secs(60)).await;

@@ -73,3 +73,17 @@ pub fn embedded_registry(dir: &std::path::Path, clock: &ManualClock) -> Registry
         Arc::new(EmbeddedStore::open_with(dir.join("store.redb"), &options).unwrap());
     Registry::new(store, SETTINGS, Limits::default())
 }
+
+/// Serves `cp`'s APIs on a free loopback port until the returned sender is used or dropped;
+/// returns the base URL.
+pub async fn serve(
+    cp: Arc<latchkey_control_plane::ControlPlane>,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(latchkey_control_plane::api::serve(cp, listener, async {
+        let _ = stopped.await;
+    }));
+    (url, stop)
+}

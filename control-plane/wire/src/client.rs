@@ -89,8 +89,8 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 /// Slices a request body is sent in (so that [`Progress`] moves while a large upload is sent).
 const BODY_SLICE: usize = 64 << 10;
 
-/// A request body: the bytes, handed to the connection one slice at a time (one frame for a
-/// small body), each slice reported to an optional [`Progress`].
+/// A request body: the bytes in one frame, or, with a [`Progress`] to report to, one slice at a
+/// time.
 pub struct RequestBody {
     rest: Bytes,
     sent: u64,
@@ -127,12 +127,17 @@ impl Body for RequestBody {
         if self.rest.is_empty() {
             return Poll::Ready(None);
         }
+        // Without a progress report, the whole body is one frame (as before: a commit batch is
+        // not cut up for nothing).
+        let Some(progress) = self.progress.clone() else {
+            let all = std::mem::take(&mut self.rest);
+            self.sent += all.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(all))));
+        };
         let n = self.rest.len().min(BODY_SLICE);
         let slice = self.rest.split_to(n);
         self.sent += n as u64;
-        if let Some(progress) = &self.progress {
-            progress(self.sent);
-        }
+        progress(self.sent);
         Poll::Ready(Some(Ok(Frame::data(slice))))
     }
 

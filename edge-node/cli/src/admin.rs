@@ -293,7 +293,10 @@ fn capability(r: Restrict) -> anyhow::Result<Capability> {
 /// A content id given in full, or a prefix of one (as tables show them), resolved against the
 /// uploaded modules.
 async fn resolve_version(client: &Client, given: &str) -> anyhow::Result<String> {
-    if given.len() == 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // A prefix this short would match by accident (an empty one, every module).
+    const SHORTEST_PREFIX: usize = 4;
+    let prefix = given.len() >= SHORTEST_PREFIX && given.bytes().all(|b| b.is_ascii_hexdigit());
+    if given.len() == 64 || !prefix {
         return Ok(given.to_owned());
     }
     let matching: Vec<String> = client

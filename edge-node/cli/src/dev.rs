@@ -20,7 +20,6 @@ use latchkey_wire::tail::{TailLine, TailMessage};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::output::short;
 use crate::project::Project;
 use crate::watch;
 
@@ -359,9 +358,4 @@ pub(crate) fn shown(path: &Path) -> String {
         .unwrap_or_else(|| path.to_path_buf())
         .display()
         .to_string()
-}
-
-/// A version as status lines show it.
-pub(crate) fn version(content_id: &str) -> &str {
-    short(content_id)
 }

@@ -16,7 +16,8 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::dev::{Report, shown, version};
+use crate::dev::{Report, shown};
+use crate::output::short;
 use crate::project::Project;
 
 /// How long sources must be quiet before a rebuild (an editor's save is several events).
@@ -81,7 +82,7 @@ impl Deployer {
                 self.report.status(
                     &format!(
                         "deployed `{actor_type}` {} (revision {revision}); live actors switch to it between calls, keeping their state",
-                        version(&content_id)
+                        short(&content_id)
                     ),
                     "deployed",
                     json!({ "actor_type": actor_type, "version": content_id, "revision": revision }),

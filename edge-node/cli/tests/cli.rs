@@ -141,9 +141,17 @@ async fn every_command_prints_text_for_people_and_json_for_scripts() {
     );
     let ambiguous = dev.command(&["deploy", "tally", ""]).output().unwrap();
     assert!(!ambiguous.status.success(), "an empty version is refused");
+    let too_short = dev
+        .command(&["deploy", "tally", &id[..3]])
+        .output()
+        .unwrap();
+    assert!(
+        !too_short.status.success(),
+        "a 3-character prefix is not resolved (it could match by accident)"
+    );
 
     // policy: the fraction in words.
-    let policy = dev.text(&[
+    let policy_args = [
         "policy",
         "tally",
         "--max-error-rate",
@@ -152,24 +160,13 @@ async fn every_command_prints_text_for_people_and_json_for_scripts() {
         "30",
         "--min-calls",
         "10",
-    ]);
+    ];
+    let policy = dev.text(&policy_args);
     assert!(
         policy.contains("when more than 7% of at least 10 calls within 30 s fail"),
         "{policy}"
     );
-    assert_eq!(
-        dev.json(&[
-            "policy",
-            "tally",
-            "--max-error-rate",
-            "0.07",
-            "--window",
-            "30",
-            "--min-calls",
-            "10"
-        ])["policy"]["max_error_rate"],
-        0.07
-    );
+    assert_eq!(dev.json(&policy_args)["policy"]["max_error_rate"], 0.07);
 
     // modules and deployment: short ids and dates, not store versions.
     let (header, rows) = table(&dev.text(&["modules"]));

@@ -28,10 +28,13 @@ bitflags::bitflags! {
         const READ_STATE = 1 << 5;
         /// Follow actors' log lines and call outcomes as they happen (`latchkey tail`).
         const TAIL = 1 << 6;
+        /// Enrol an edge node (only in single-purpose enrolment tokens, which the control plane
+        /// makes for operators; the mint API never grants it).
+        const NODE = 1 << 7;
     }
 }
 
-const RIGHT_NAMES: [(Rights, &str); 7] = [
+const RIGHT_NAMES: [(Rights, &str); 8] = [
     (Rights::INVOKE, "invoke"),
     (Rights::DEPLOY, "deploy"),
     (Rights::MINT, "mint"),
@@ -39,6 +42,7 @@ const RIGHT_NAMES: [(Rights, &str); 7] = [
     (Rights::ADMIN, "admin"),
     (Rights::READ_STATE, "read-state"),
     (Rights::TAIL, "tail"),
+    (Rights::NODE, "node"),
 ];
 
 impl Rights {
@@ -77,11 +81,12 @@ impl fmt::Debug for Rights {
 impl FromStr for Rights {
     type Err = String;
 
-    /// Parses comma-separated right names (`invoke,deploy`), or `none`, or `all`.
+    /// Parses comma-separated right names (`invoke,deploy`), or `none`, or `all` (every right a
+    /// token can be minted with: all but `node`, which only enrolment tokens carry).
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim() {
             "none" | "" => return Ok(Rights::empty()),
-            "all" => return Ok(Rights::all()),
+            "all" => return Ok(Rights::all().difference(Rights::NODE)),
             _ => {}
         }
         s.split(',').try_fold(Rights::empty(), |acc, name| {
@@ -318,9 +323,77 @@ impl Capability {
         })
     }
 
-    /// Whether everything `self` allows, `parent` allows too.
+    /// Whether `self`, as a block, would be accepted under `parent` (every field `self` sets is
+    /// within `parent`'s; a field `self` leaves unset inherits). For two whole capabilities,
+    /// where unset means unrestricted, use [`Capability::covers`].
     pub fn is_within(&self, parent: &Capability) -> bool {
         parent.narrow(self).is_ok()
+    }
+
+    /// Whether every request `other` allows, `self` allows too, comparing two whole (effective)
+    /// capabilities: a field unset in `other` is unrestricted, so it is covered only by a field
+    /// unset in `self`. Returns the first field that is not covered.
+    pub fn covers(&self, other: &Capability) -> Result<(), Field> {
+        fn field<T>(
+            mine: &Option<T>,
+            theirs: &Option<T>,
+            within: impl Fn(&T, &T) -> bool,
+            name: Field,
+        ) -> Result<(), Field> {
+            match (mine, theirs) {
+                (None, _) => Ok(()),
+                (Some(m), Some(t)) if within(t, m) => Ok(()),
+                _ => Err(name),
+            }
+        }
+        field(
+            &self.actor_type,
+            &other.actor_type,
+            |t, m| t == m,
+            Field::ActorType,
+        )?;
+        field(&self.keys, &other.keys, KeyScope::is_within, Field::Keys)?;
+        field(
+            &self.methods,
+            &other.methods,
+            |t, m| t.is_subset(m),
+            Field::Methods,
+        )?;
+        field(
+            &self.rights,
+            &other.rights,
+            |t, m| m.contains(*t),
+            Field::Rights,
+        )?;
+        field(
+            &self.not_before,
+            &other.not_before,
+            |t, m| t >= m,
+            Field::NotBefore,
+        )?;
+        field(
+            &self.expires_at,
+            &other.expires_at,
+            |t, m| t <= m,
+            Field::ExpiresAt,
+        )?;
+        field(
+            &self.audience,
+            &other.audience,
+            |t, m| t == m,
+            Field::Audience,
+        )
+    }
+
+    /// The part of a capability that says which actors and methods it reaches (actor type,
+    /// keys, methods), without rights, times or audience.
+    pub fn scope(&self) -> Capability {
+        Capability {
+            actor_type: self.actor_type.clone(),
+            keys: self.keys.clone(),
+            methods: self.methods.clone(),
+            ..Capability::default()
+        }
     }
 
     /// Where `now` falls in the validity window.
@@ -563,7 +636,10 @@ mod tests {
         let r: Rights = "invoke, read-state".parse().unwrap();
         assert_eq!(r, Rights::INVOKE | Rights::READ_STATE);
         assert_eq!(r.to_string().parse::<Rights>().unwrap(), r);
-        assert_eq!("all".parse::<Rights>().unwrap(), Rights::all());
+        assert_eq!(
+            "all".parse::<Rights>().unwrap(),
+            Rights::all().difference(Rights::NODE)
+        );
         let err = "invoke,fly".parse::<Rights>().unwrap_err();
         assert!(err.contains("`fly`"), "{err}");
     }
@@ -618,6 +694,34 @@ mod tests {
         assert_eq!(child.keys, Some(KeyScope::Exact("user/7".into())));
         assert_eq!(child.actor_type.as_deref(), Some("counter"));
         assert!(child.is_within(&parent));
+    }
+
+    #[test]
+    fn covers_treats_an_unset_field_of_a_whole_capability_as_unrestricted() {
+        let chat_only = Capability::unrestricted().actor_type("chat");
+        // As a block, an unset actor type inherits `chat`; as a whole token it reaches every type.
+        assert!(Capability::unrestricted().is_within(&chat_only));
+        assert_eq!(
+            chat_only.covers(&Capability::unrestricted()),
+            Err(Field::ActorType)
+        );
+        assert_eq!(chat_only.covers(&chat_only.clone().key("room/1")), Ok(()));
+        assert_eq!(
+            Capability::unrestricted().covers(&chat_only),
+            Ok(()),
+            "an unrestricted capability covers everything"
+        );
+        let some_methods = Capability::unrestricted().methods(["get"]);
+        assert_eq!(
+            some_methods.covers(&Capability::unrestricted().methods(["get", "put"])),
+            Err(Field::Methods)
+        );
+        assert_eq!(
+            Capability::unrestricted()
+                .expires_at(10)
+                .covers(&Capability::unrestricted()),
+            Err(Field::ExpiresAt)
+        );
     }
 
     #[test]

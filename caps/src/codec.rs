@@ -436,15 +436,6 @@ mod tests {
                 .problem
                 .contains("sorted")
         );
-        // Unknown rights bit.
-        let mut bits = key.clone();
-        bits.extend_from_slice(&[TAG_RIGHTS, 0x80]);
-        assert!(
-            decode_payload(&bits)
-                .unwrap_err()
-                .problem
-                .contains("rights")
-        );
         // Unknown tag, empty string, truncated key.
         key.extend_from_slice(&[0x09]);
         assert!(

@@ -132,7 +132,7 @@ impl fmt::Debug for IssuerKey {
     }
 }
 
-fn decode_32(body: &str) -> Result<[u8; 32], KeyError> {
+pub(crate) fn decode_32(body: &str) -> Result<[u8; 32], KeyError> {
     let mut out = [0u8; 32];
     match B64.decode_slice(body, &mut out) {
         Ok(32) => Ok(out),
@@ -170,6 +170,17 @@ impl PublicKey {
     /// This key's id.
     pub fn id(&self) -> KeyId {
         self.id
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    pub(crate) fn from_verifying(key: VerifyingKey) -> Self {
+        PublicKey {
+            id: KeyId::of(&key),
+            key,
+        }
     }
 }
 

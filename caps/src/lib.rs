@@ -55,6 +55,7 @@ mod capability;
 mod chain;
 mod codec;
 mod keys;
+pub mod node;
 mod token;
 mod verify;
 

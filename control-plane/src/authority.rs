@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use latchkey_caps::node::{
+    CONTROL_PLANE_AUDIENCE, NodeAuthError, NodeCertificate, NodeVerifier, Presented, VerifiedNode,
+};
 use latchkey_caps::{
     AuthError, Capability, IssuerKey, KeyId, PublicKey, Request, RevocationId, Rights, Token,
     TokenCache, TrustedKeys, Verified,
@@ -28,11 +31,22 @@ use crate::registry::Registry;
 /// File holding the admin token created on first start.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
-/// Unix seconds now (token times are in seconds).
+/// Unix seconds now (token times are in seconds). Fails closed: a clock before 1970 reads as the
+/// end of time, so every expiring token and certificate counts as expired.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(u64::MAX, |d| d.as_secs())
+}
+
+/// Unix milliseconds now (signed node requests are stamped in milliseconds). Fails closed like
+/// [`unix_now`]: every signed request then reads as stale.
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(u64::MAX, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 fn key_file(dir: &Path, id: KeyId) -> PathBuf {
@@ -61,12 +75,19 @@ struct State {
     revoked: HashSet<RevocationId>,
 }
 
-/// Issuer keys, trusted keys, revocations and the verified-token cache.
+/// Issuer keys, trusted keys, revocations, the verified-token cache and the check of nodes'
+/// signed requests.
 pub struct Authority {
     dir: PathBuf,
     state: RwLock<State>,
     cache: TokenCache,
+    nodes: NodeVerifier,
 }
+
+/// Node certificates whose signature was checked, kept to skip the check on the next request.
+const CACHED_CERTIFICATES: usize = 10_000;
+/// Nonces of recent signed requests remembered (each for 2 × `MAX_SKEW_MS`).
+const REMEMBERED_NONCES: usize = 1_000_000;
 
 /// What opening the authority found.
 pub struct Opened {
@@ -119,6 +140,11 @@ impl Authority {
                 revoked: HashSet::new(),
             }),
             cache: TokenCache::new(NonZeroUsize::new(10_000).expect("nonzero")),
+            nodes: NodeVerifier::new(
+                CONTROL_PLANE_AUDIENCE,
+                NonZeroUsize::new(CACHED_CERTIFICATES).expect("nonzero"),
+                REMEMBERED_NONCES,
+            ),
         };
         authority.refresh(registry)?;
         Ok(Opened {
@@ -137,6 +163,17 @@ impl Authority {
             .filter_map(|r| r.token_id.parse::<RevocationId>().ok())
             .collect();
         self.apply_keys(&keys)?;
+        self.write().revoked = revoked;
+        Ok(())
+    }
+
+    /// Reloads only the revocations (after an enrolment used a capability up).
+    pub fn refresh_revocations(&self, registry: &Registry) -> Result<(), RegistryError> {
+        let revoked = registry
+            .revocations()?
+            .into_iter()
+            .filter_map(|r| r.token_id.parse::<RevocationId>().ok())
+            .collect();
         self.write().revoked = revoked;
         Ok(())
     }
@@ -189,6 +226,34 @@ impl Authority {
             .authorize(bearer, &state.trusted, &state.revoked, request, unix_now())
     }
 
+    /// Verifies an enrolment capability and authorizes `request` with it. Its own revocation
+    /// (an enrolment uses it up) is not held against it here: the registry then accepts it only
+    /// again for the key that used it (a retry). Any other revoked block still fails it.
+    pub fn check_enrolment(
+        &self,
+        bearer: &[u8],
+        request: &Request<'_>,
+    ) -> Result<Verified, AuthError> {
+        struct Except<'a>(&'a HashSet<RevocationId>, RevocationId);
+        impl latchkey_caps::Revocations for Except<'_> {
+            fn is_revoked(&self, id: &RevocationId) -> bool {
+                *id != self.1 && self.0.contains(id)
+            }
+        }
+        let token = Token::from_presented(bearer).map_err(AuthError::Invalid)?;
+        let state = self.read();
+        let verified = latchkey_caps::verify(
+            &token,
+            &state.trusted,
+            &Except(&state.revoked, token.token_id()),
+            unix_now(),
+        )
+        .map_err(AuthError::Invalid)?;
+        latchkey_caps::authorize(verified.capability(), request, unix_now())
+            .map_err(AuthError::Denied)?;
+        Ok(verified)
+    }
+
     /// Verifies a bearer token and checks only that it grants `right` (time and audience
     /// included), for routes that check scope themselves.
     pub fn check_right(&self, bearer: &[u8], right: Rights) -> Result<Arc<Verified>, AuthError> {
@@ -203,13 +268,55 @@ impl Authority {
         )
     }
 
-    /// Mints a token with the active key.
-    pub fn mint(&self, capability: &Capability) -> Result<Token, RegistryError> {
-        let active = self.read().active.clone().ok_or_else(|| {
+    /// Verifies a request signed by an enrolled node (certificate, signature for audience
+    /// `control-plane`, time, nonce). The caller checks the node id and the body digest.
+    pub fn verify_node(&self, presented: &Presented<'_>) -> Result<VerifiedNode, NodeAuthError> {
+        let state = self.read();
+        self.nodes
+            .verify(presented, &state.trusted, &state.revoked, unix_millis())
+    }
+
+    /// Verifies that a request was signed by `key` (enrolment: possession of the key enrolled).
+    pub fn verify_node_key(
+        &self,
+        key: &PublicKey,
+        signature: &str,
+        presented: &Presented<'_>,
+    ) -> Result<(), NodeAuthError> {
+        self.nodes
+            .verify_with_key(key, signature, presented, unix_millis())
+    }
+
+    /// Certifies that `node_id` holds `key` for `ttl`, with the active issuer key.
+    pub fn certify(
+        &self,
+        node_id: &str,
+        key: &PublicKey,
+        ttl: std::time::Duration,
+    ) -> Result<NodeCertificate, RegistryError> {
+        let active = self.active_key()?;
+        let now = unix_now();
+        NodeCertificate::issue(
+            &active,
+            node_id,
+            key,
+            now,
+            now.saturating_add(ttl.as_secs()),
+        )
+        .map_err(|e| RegistryError::BadRequest(e.to_string()))
+    }
+
+    fn active_key(&self) -> Result<Arc<IssuerKey>, RegistryError> {
+        self.read().active.clone().ok_or_else(|| {
             RegistryError::Unavailable(
                 "this control plane instance does not hold the active issuer key's secret".into(),
             )
-        })?;
+        })
+    }
+
+    /// Mints a token with the active key.
+    pub fn mint(&self, capability: &Capability) -> Result<Token, RegistryError> {
+        let active = self.active_key()?;
         Token::mint(&active, capability).map_err(|e| RegistryError::BadRequest(e.to_string()))
     }
 

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Successive heartbeats before a node receives placements.
     #[arg(long, default_value_t = 3)]
     pub min_heartbeats: u32,
+    /// Lifetime of node certificates, in seconds (nodes renew them at half-life; a node stopped
+    /// longer than this must be enrolled again).
+    #[arg(long, default_value_t = 12 * 3600)]
+    pub node_certificate_ttl_secs: u64,
 }
 
 impl ServeArgs {
@@ -44,6 +48,8 @@ impl ServeArgs {
         config.lease.ttl_versions = self.lease_ttl_ms * VERSIONS_PER_SECOND / 1000;
         config.lease.heartbeat_interval_ms = self.heartbeat_interval_ms;
         config.lease.min_heartbeats = self.min_heartbeats;
+        config.node_certificate_ttl =
+            std::time::Duration::from_secs(self.node_certificate_ttl_secs);
         config
     }
 }

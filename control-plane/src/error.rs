@@ -27,6 +27,9 @@ pub enum RegistryError {
     /// Malformed input.
     #[error("{0}")]
     BadRequest(String),
+    /// Well-formed, authenticated, and not allowed (e.g. an enrolment token used twice).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Input over a size limit.
     #[error("{0}")]
     TooLarge(String),
@@ -68,6 +71,7 @@ impl RegistryError {
             RegistryError::Fenced(_) => ErrorCode::Fenced,
             RegistryError::Invalid(_) => ErrorCode::Invalid,
             RegistryError::BadRequest(_) => ErrorCode::BadRequest,
+            RegistryError::Forbidden(_) => ErrorCode::Forbidden,
             RegistryError::TooLarge(_) => ErrorCode::TooLarge,
             RegistryError::Unavailable(_) => ErrorCode::Unavailable,
             RegistryError::Gone(_) => ErrorCode::Gone,

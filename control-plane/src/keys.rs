@@ -137,6 +137,11 @@ pub fn history_entry(actor_type: &str) -> (Vec<u8>, usize) {
     stamped(history_prefix(actor_type))
 }
 
+/// A node's enrolled identity key.
+pub fn node_identity(node_id: &str) -> Vec<u8> {
+    key(("node-identity", node_id))
+}
+
 /// A revoked token id.
 pub fn revoked(token_id: &str) -> Vec<u8> {
     key(("revoked", token_id))

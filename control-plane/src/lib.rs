@@ -50,6 +50,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long the change feed keeps events for followers.
     pub feed_retention: Duration,
+    /// Lifetime of the certificates issued to nodes (they renew at half-life).
+    pub node_certificate_ttl: Duration,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             lease: LeaseSettings::default(),
             limits: Limits::default(),
             feed_retention: Duration::from_secs(3600),
+            node_certificate_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

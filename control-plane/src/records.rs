@@ -21,6 +21,17 @@ pub struct NodeRecord {
     pub streak: u32,
 }
 
+/// A node's enrolled identity: the public key its certificates certify.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    /// The node's public key (`lk-pub-v1:…`).
+    pub public_key: String,
+    /// Store version of the enrolment.
+    pub enrolled_at: u64,
+    /// Token id of the enrolment capability used.
+    pub enrolment_token_id: String,
+}
+
 /// Where an actor is activated. The placement's versionstamp (its generation) prefixes the value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivationRecord {

@@ -323,45 +323,6 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn the_node_api_needs_that_node_s_capability() {
-    let s = start(|_| {}).await;
-    let token_a = s.admin.node_token("node-a").await.unwrap();
-    let node_a = s.admin.with_token(&token_a.token);
-    let register = RegisterRequest {
-        region: "eu".into(),
-        address: "127.0.0.1:1".into(),
-    };
-    assert_eq!(node_a.register("node-a", &register).await.unwrap().epoch, 1);
-    let (c, m) = code(node_a.register("node-b", &register).await.unwrap_err());
-    assert_eq!(c, ErrorCode::Forbidden);
-    assert!(m.contains("node:node-a"), "{m}");
-    let (c, _) = code(
-        Client::new(&s.url, "")
-            .register("node-a", &register)
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(c, ErrorCode::Unauthenticated);
-    let invoker = mint(
-        &s.admin,
-        MintRequest {
-            rights: Some(vec!["invoke".into()]),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert_eq!(
-        code(invoker.register("node-a", &register).await.unwrap_err()).0,
-        ErrorCode::Forbidden
-    );
-    // A node token is no admin token.
-    assert_eq!(
-        code(node_a.nodes().await.unwrap_err()).0,
-        ErrorCode::Forbidden
-    );
-}
-
-#[tokio::test]
 async fn a_node_places_commits_reads_and_follows_changes() {
     let s = start(|_| {}).await;
     let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
@@ -369,9 +330,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
         .deploy("counter", &v1.content_id, None)
         .await
         .unwrap();
-    let node = s
-        .admin
-        .with_token(&s.admin.node_token("n1").await.unwrap().token);
+    let node = common::enrolled_node(&s.admin, "n1").await;
     node.register(
         "n1",
         &RegisterRequest {
@@ -581,7 +540,8 @@ async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
 async fn rotated_keys_keep_old_tokens_until_retired() {
     let s = start(|_| {}).await;
     let old_key = s.admin.keys().await.unwrap().remove(0);
-    let keys = s.admin.rotate_key().await.unwrap();
+    let rotated = s.admin.rotate_key().await.unwrap();
+    let keys = rotated.keys;
     assert_eq!(keys.iter().filter(|k| k.state == "active").count(), 1);
     assert_eq!(
         keys.iter()
@@ -590,8 +550,10 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
             .state,
         "trusted"
     );
-    // Tokens of the old key still work; new tokens come from the new key.
-    let new_admin = mint(&s.admin, MintRequest::default()).await;
+    // Tokens of the old key still work, and tokens minted from them extend their chain (so
+    // they keep its key); the rotation re-issued the caller's capability under the new key.
+    let minted_after = mint(&s.admin, MintRequest::default()).await;
+    let new_admin = s.admin.with_token(&rotated.token);
     let (c, m) = code(
         s.admin
             .retire_key(&keys.iter().find(|k| k.state == "active").unwrap().key_id)
@@ -608,14 +570,24 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
         "the old admin token died with its key"
     );
     assert!(m.contains("not trusted"), "{m}");
+    assert_eq!(
+        code(minted_after.modules().await.unwrap_err()).0,
+        ErrorCode::Unauthenticated,
+        "a token minted from the old admin token died with it"
+    );
     assert!(new_admin.modules().await.is_ok());
+    assert!(
+        mint(&new_admin, MintRequest::default())
+            .await
+            .modules()
+            .await
+            .is_ok()
+    );
 }
 
 /// A node token for `id`, registered in `region` and heartbeating until eligible.
 async fn eligible_node(s: &Server, id: &str, region: &str) -> Client {
-    let node = s
-        .admin
-        .with_token(&s.admin.node_token(id).await.unwrap().token);
+    let node = common::enrolled_node(&s.admin, id).await;
     node.register(
         id,
         &RegisterRequest {

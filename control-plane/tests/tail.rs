@@ -86,7 +86,7 @@ async fn mint(admin: &Client, request: MintRequest) -> Client {
 async fn a_tail_follows_what_its_token_covers_through_the_nodes_that_follow_it() {
     let dir = tempfile::tempdir().unwrap();
     let (admin, _stop) = start(dir.path()).await;
-    let node = admin.with_token(&admin.node_token("n1").await.unwrap().token);
+    let node = common::enrolled_node(&admin, "n1").await;
     let registered = RegisterRequest {
         region: "local".into(),
         address: "127.0.0.1:1".into(),
@@ -190,7 +190,7 @@ async fn a_tail_follows_what_its_token_covers_through_the_nodes_that_follow_it()
     }
 
     // Another node's token cannot speak for n1.
-    let n2 = admin.with_token(&admin.node_token("n2").await.unwrap().token);
+    let n2 = common::enrolled_node(&admin, "n2").await;
     assert!(n2.push_tail("n1", &batch).await.is_err());
 
     // The client leaves: the session ends and nodes hear that nobody follows.

@@ -1,23 +1,40 @@
 //! Token checks on the node: every call — from HTTP clients, forwarded by other nodes, or made
 //! by actors — is verified and authorized here with `caps`, using the trusted issuer keys and the
-//! revocations followed from the control plane, through a verified-token cache.
+//! revocations followed from the control plane, through a verified-token cache. Calls forwarded
+//! by other nodes are also checked for the forwarding node's signature (for audience
+//! `node:{this node}`) and certificate.
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use latchkey_caps::node::{NodeAuthError, NodeVerifier, Presented, VerifiedNode, node_audience};
 use latchkey_caps::{
-    AuthError, PublicKey, Request, RevocationId, Rights, TokenCache, TrustedKeys, Verified,
+    AuthError, PublicKey, Request, RevocationId, TokenCache, TrustedKeys, Verified,
 };
-use latchkey_wire::node::node_audience;
 
-/// Unix seconds now.
+/// Unix seconds now. Fails closed: a clock before 1970 reads as the end of time, so every
+/// expiring token and certificate counts as expired.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(u64::MAX, |d| d.as_secs())
 }
+
+/// Unix milliseconds now (fails closed like [`unix_now`]: signed requests read as stale).
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(u64::MAX, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Certificates of other nodes whose signature was checked, kept for their next calls.
+const CACHED_CERTIFICATES: usize = 1024;
+/// Nonces of recent forwarded calls remembered (each for 2 × `MAX_SKEW_MS`).
+const REMEMBERED_NONCES: usize = 1_000_000;
 
 #[derive(Default)]
 struct State {
@@ -25,18 +42,24 @@ struct State {
     revoked: HashSet<RevocationId>,
 }
 
-/// Trusted keys, revocations and the token cache.
+/// Trusted keys, revocations, the token cache and the check of other nodes' signed calls.
 pub struct Auth {
     state: RwLock<State>,
     cache: TokenCache,
+    nodes: NodeVerifier,
 }
 
 impl Auth {
-    /// Trusts nothing until keys are set.
-    pub fn new(cache_capacity: NonZeroUsize) -> Self {
+    /// Trusts nothing until keys are set; accepts forwarded calls signed for `node_id`.
+    pub fn new(node_id: &str, cache_capacity: NonZeroUsize) -> Self {
         Auth {
             state: RwLock::default(),
             cache: TokenCache::new(cache_capacity),
+            nodes: NodeVerifier::new(
+                node_audience(node_id),
+                NonZeroUsize::new(CACHED_CERTIFICATES).expect("nonzero"),
+                REMEMBERED_NONCES,
+            ),
         }
     }
 
@@ -101,17 +124,14 @@ impl Auth {
             .authorize(token, &state.trusted, &state.revoked, &request, unix_now())
     }
 
-    /// Verifies that `token` is a node capability (for calls forwarded by other nodes).
-    pub fn authorize_node(&self, token: &[u8], node_id: &str) -> Result<Arc<Verified>, AuthError> {
-        let audience = node_audience(node_id);
+    /// Verifies a call forwarded by another node: its certificate (issued by a trusted key, not
+    /// revoked) and its signature, made for this node, fresh and not seen before.
+    pub fn authenticate_node(
+        &self,
+        presented: &Presented<'_>,
+    ) -> Result<VerifiedNode, NodeAuthError> {
         let state = self.read();
-        self.cache.authorize_right(
-            token,
-            &state.trusted,
-            &state.revoked,
-            Rights::INVOKE | Rights::READ_STATE,
-            Some(&audience),
-            unix_now(),
-        )
+        self.nodes
+            .verify(presented, &state.trusted, &state.revoked, unix_millis())
     }
 }

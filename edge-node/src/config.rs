@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::identity::IdentityConfig;
 use crate::runtime::RuntimeConfig;
 
 /// How to run an edge node.
@@ -19,8 +20,8 @@ pub struct NodeConfig {
     pub advertise: Option<String>,
     /// Control plane base URL, e.g. `http://10.0.0.1:7070`.
     pub control_plane: String,
-    /// This node's capability (audience `node:{node_id}`).
-    pub node_token: String,
+    /// Where the node keeps its key and certificate, and how it enrols.
+    pub identity: IdentityConfig,
     /// wasmtime limits and the compiled-module cache.
     pub runtime: RuntimeConfig,
     /// Longest a call may take end to end.
@@ -38,15 +39,19 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Defaults for a node that talks to `control_plane` with `node_token`.
-    pub fn new(node_id: &str, control_plane: &str, node_token: &str) -> Self {
+    /// Defaults for a node that talks to `control_plane`, with a key in memory and
+    /// `enrolment_token` to enrol it (see [`IdentityConfig`]).
+    pub fn new(node_id: &str, control_plane: &str, enrolment_token: &str) -> Self {
         NodeConfig {
             node_id: node_id.to_owned(),
             region: "local".into(),
             listen: "127.0.0.1:0".parse().expect("valid address"),
             advertise: None,
             control_plane: control_plane.to_owned(),
-            node_token: node_token.to_owned(),
+            identity: IdentityConfig {
+                dir: None,
+                enrolment_token: Some(enrolment_token.to_owned()).filter(|t| !t.is_empty()),
+            },
             runtime: RuntimeConfig::default(),
             call_timeout: Duration::from_secs(30),
             mailbox_size: 256,
@@ -80,13 +85,15 @@ pub struct NodeArgs {
         default_value = "http://127.0.0.1:7070"
     )]
     pub control_plane: String,
-    /// This node's capability (from `latchkey node-token`, or `POST /v1/nodes/{id}/token`).
-    #[arg(long, env = "LATCHKEY_NODE_TOKEN", hide_env_values = true)]
-    pub node_token: Option<String>,
-    /// File holding the node's capability.
-    #[arg(long, env = "LATCHKEY_NODE_TOKEN_FILE")]
-    pub node_token_file: Option<PathBuf>,
-    /// Directory for the compiled-module cache.
+    /// A single-use enrolment capability (from `latchkey node-enrolment <node-id>`), needed
+    /// while the node holds no valid certificate (first start, or stopped past its expiry).
+    #[arg(long, env = "LATCHKEY_ENROLMENT_TOKEN", hide_env_values = true)]
+    pub enrolment_token: Option<String>,
+    /// File holding the enrolment capability.
+    #[arg(long, env = "LATCHKEY_ENROLMENT_TOKEN_FILE")]
+    pub enrolment_token_file: Option<PathBuf>,
+    /// Directory for the node's key and certificate (`identity/`, mode 0700) and the
+    /// compiled-module cache.
     #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-node")]
     pub data_dir: PathBuf,
     /// Linear memory limit per actor instance, in MiB.
@@ -118,19 +125,27 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The configuration these arguments describe.
     pub fn into_config(self) -> anyhow::Result<NodeConfig> {
-        let token = match (self.node_token, &self.node_token_file) {
-            (Some(t), _) => t,
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    anyhow::anyhow!("reading the node token from {}: {e}", path.display())
-                })?
-                .trim()
-                .to_owned(),
-            (None, None) => {
-                anyhow::bail!("give the node's capability with --node-token or --node-token-file")
-            }
+        let enrolment_token = match (self.enrolment_token, &self.enrolment_token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "reading the enrolment capability from {}: {e}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        }
+        .filter(|t| !t.is_empty());
+        let mut config = NodeConfig::new(&self.node_id, &self.control_plane, "");
+        config.identity = IdentityConfig {
+            dir: Some(self.data_dir.join("identity")),
+            enrolment_token,
         };
-        let mut config = NodeConfig::new(&self.node_id, &self.control_plane, &token);
         config.region = self.region;
         config.listen = self.listen;
         config.advertise = self.advertise;

@@ -2,6 +2,7 @@
 //! and says whether retrying can help.
 
 use latchkey_caps::AuthError;
+use latchkey_caps::node::NodeAuthError;
 use latchkey_wire::client::ClientError;
 use latchkey_wire::{ApiError, ErrorCode};
 
@@ -52,6 +53,10 @@ pub enum CallError {
     /// A bug or an unexpected failure (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A call claiming to come from another node did not prove it (401; 403 for a node acting
+    /// for another; 503 when a freshly signed retry can succeed).
+    #[error("node authentication failed: {0}")]
+    Node(#[from] NodeAuthError),
     /// An error answered by another node or the control plane, passed on unchanged.
     #[error("{0}")]
     Remote(ApiError),
@@ -75,6 +80,9 @@ impl CallError {
             CallError::Timeout(_) => ErrorCode::Timeout,
             CallError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             CallError::Internal(_) => ErrorCode::Internal,
+            CallError::Node(NodeAuthError::WrongNode { .. }) => ErrorCode::Forbidden,
+            CallError::Node(e) if e.is_retryable() => ErrorCode::Unavailable,
+            CallError::Node(_) => ErrorCode::Unauthenticated,
             CallError::Remote(e) => e.code,
         }
     }

@@ -15,6 +15,7 @@ use crate::node::NodeInner;
 const WAIT: Duration = Duration::from_secs(20);
 
 pub(crate) async fn follow(node: Arc<NodeInner>) {
+    node.wait_enrolled().await;
     let mut backoff = Duration::from_millis(100);
     loop {
         let snapshot = match node.cp.sync(&node.config.node_id).await {

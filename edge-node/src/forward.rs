@@ -1,7 +1,8 @@
 //! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections.
 //! The original token travels with the call (the owner checks it again); the forwarding node
-//! proves it is a node with its own node capability, which lets the owner trust the presenter
-//! it names.
+//! signs the call with its own key for the owner alone (`node:{owner}`), binding the token, the
+//! presenter it vouches for, the deadline and the payload, and sends its certificate. No node
+//! credential travels: a captured forwarded call is good for nothing but the one delivery.
 
 use std::time::Duration;
 
@@ -11,22 +12,16 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use latchkey_caps::node::node_audience;
 use latchkey_wire::ApiError;
+use latchkey_wire::identity::{self, DEADLINE_MS, FORWARDED_BY, Outgoing, PRESENTER};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::auth::unix_millis;
 use crate::error::CallError;
 use crate::node::NodeInner;
 use crate::router::{CallRequest, MAX_RESPONSE};
 use crate::table::Remote;
-
-/// Header naming the forwarding node.
-pub(crate) const FORWARDED_BY: &str = "x-latchkey-forwarded-by";
-/// Header carrying the forwarding node's capability.
-pub(crate) const NODE_TOKEN: &str = "x-latchkey-node-token";
-/// Header naming who presented the token (an actor), vouched for by the forwarding node.
-pub(crate) const PRESENTER: &str = "x-latchkey-presenter";
-/// Header carrying the milliseconds left before the call's deadline.
-pub(crate) const DEADLINE_MS: &str = "x-latchkey-deadline-ms";
 
 /// Keep-alive connections to other nodes.
 pub(crate) struct Forwarder {
@@ -55,28 +50,46 @@ impl Forwarder {
         call: &CallRequest,
     ) -> Result<Bytes, CallError> {
         let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-        let url = format!(
-            "http://{}/v1/actors/{}/{}/{}",
-            remote.address,
+        let path = format!(
+            "/v1/actors/{}/{}/{}",
             segment(&call.actor_type),
             segment(&call.key),
             segment(&call.method)
         );
+        let url = format!("http://{}{path}", remote.address);
         let left = call
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());
+        let authorization = [b"Bearer ".as_slice(), &call.token].concat();
+        let deadline = left.as_millis().to_string();
+        let presenter = call.presenter.as_deref().unwrap_or_default();
+        let bound = [
+            (identity::BOUND[0], authorization.as_slice()),
+            (identity::BOUND[1], presenter.as_bytes()),
+            (identity::BOUND[2], deadline.as_bytes()),
+        ];
+        let audience = node_audience(&remote.node_id);
+        let signed = node.identity.sign(
+            &Outgoing {
+                audience: &audience,
+                method: "POST",
+                path: &path,
+                body: &call.payload,
+                bound: &bound,
+            },
+            unix_millis(),
+        );
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(&url)
-            .header(
-                header::AUTHORIZATION,
-                [b"Bearer ".as_slice(), &call.token].concat(),
-            )
+            .header(header::AUTHORIZATION, authorization.as_slice())
             .header(FORWARDED_BY, &node.config.node_id)
-            .header(NODE_TOKEN, &node.config.node_token)
-            .header(DEADLINE_MS, left.as_millis().to_string());
+            .header(DEADLINE_MS, &deadline);
         if let Some(presenter) = &call.presenter {
             request = request.header(PRESENTER, presenter);
+        }
+        for (name, value) in signed {
+            request = request.header(name, value);
         }
         let request = request
             .body(Full::new(call.payload.clone()))

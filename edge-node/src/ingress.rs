@@ -20,9 +20,12 @@ use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
 
 use crate::error::CallError;
-use crate::forward::{DEADLINE_MS, FORWARDED_BY, NODE_TOKEN, PRESENTER};
 use crate::node::NodeInner;
 use crate::router::CallRequest;
+use latchkey_caps::node::{NodeAuthError, Presented};
+use latchkey_wire::identity::{
+    self, CERTIFICATE, CONTENT_SHA256, DEADLINE_MS, FORWARDED_BY, PRESENTER, SIGNATURE,
+};
 
 type Reply = Response<Full<Bytes>>;
 
@@ -129,6 +132,48 @@ fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Headers only a node may send: their presence makes a call a forwarded one, which must then
+/// prove the forwarding node's identity.
+const NODE_ONLY: [&str; 5] = [FORWARDED_BY, PRESENTER, DEADLINE_MS, CERTIFICATE, SIGNATURE];
+
+/// What a forwarded call's node signature established: the presenter and the deadline the
+/// forwarding node vouches for, and the body digest it signed.
+struct Forwarded {
+    presenter: Option<String>,
+    deadline_ms: Option<u64>,
+    digest: [u8; 32],
+}
+
+/// Verifies the forwarding node's signature and certificate, from the headers alone.
+fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, NodeAuthError> {
+    let need = |name: &'static str| header_str(req, name).ok_or(NodeAuthError::Missing(name));
+    let certificate = need(CERTIFICATE)?;
+    let signature = need(SIGNATURE)?;
+    let digest = identity::parse_content_digest(need(CONTENT_SHA256)?)?;
+    let bound = identity::bound_values(|n| req.headers().get(n).map(|v| v.as_bytes()));
+    let verified = node.auth.authenticate_node(&Presented {
+        certificate,
+        signature,
+        method: req.method().as_str(),
+        path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        content_sha256: digest,
+        bound: &bound,
+    })?;
+    if let Some(claimed) = header_str(req, FORWARDED_BY)
+        && claimed != verified.node_id
+    {
+        return Err(NodeAuthError::WrongNode {
+            certified: verified.node_id,
+            claimed: claimed.to_owned(),
+        });
+    }
+    Ok(Forwarded {
+        presenter: header_str(req, PRESENTER).map(str::to_owned),
+        deadline_ms: header_str(req, DEADLINE_MS).and_then(|m| m.parse().ok()),
+        digest,
+    })
+}
+
 async fn call(
     node: &Arc<NodeInner>,
     req: Request<Incoming>,
@@ -144,23 +189,32 @@ async fn call(
         .ok_or(CallError::Auth(latchkey_caps::AuthError::Invalid(
             latchkey_caps::VerifyError::Encoding("missing `Authorization: Bearer <token>` header"),
         )))?;
-    let mut timeout = node.config.call_timeout;
-    let mut presenter = None;
-    let forwarded = match header_str(&req, FORWARDED_BY) {
-        None => false,
-        Some(from) => {
-            // Only another node may forward, and only it may vouch for a presenter.
-            let node_token = header_str(&req, NODE_TOKEN).unwrap_or_default();
-            node.auth.authorize_node(node_token.as_bytes(), from)?;
-            presenter = header_str(&req, PRESENTER).map(str::to_owned);
-            if let Some(ms) = header_str(&req, DEADLINE_MS).and_then(|m| m.parse().ok()) {
-                timeout = timeout.min(Duration::from_millis(ms));
-            }
-            true
-        }
+    // A client cannot name a presenter or claim to forward: only a node that proves its
+    // identity by its signature can, and the presenter is then the one it vouches for.
+    let from_node = if NODE_ONLY.iter().any(|h| req.headers().contains_key(*h)) {
+        Some(forwarded(node, &req)?)
+    } else {
+        None
     };
+    let mut timeout = node.config.call_timeout;
+    if let Some(ms) = from_node.as_ref().and_then(|f| f.deadline_ms) {
+        timeout = timeout.min(Duration::from_millis(ms));
+    }
+    let mut request = CallRequest {
+        actor_type,
+        key,
+        method,
+        payload: Bytes::new(),
+        token,
+        presenter: from_node.as_ref().and_then(|f| f.presenter.clone()),
+        deadline: tokio::time::Instant::now() + timeout,
+        forwarded: from_node.is_some(),
+    };
+    // The token is checked before the body is read: a caller without authority costs no more
+    // than its headers.
+    let verified = node.authorize(&request)?;
     let max = node.config.max_payload;
-    let payload = match Limited::new(req.into_body(), max).collect().await {
+    request.payload = match Limited::new(req.into_body(), max).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(CallError::TooLarge(format!(
@@ -173,15 +227,8 @@ async fn call(
             )));
         }
     };
-    node.call(CallRequest {
-        actor_type,
-        key,
-        method,
-        payload,
-        token,
-        presenter,
-        deadline: tokio::time::Instant::now() + timeout,
-        forwarded,
-    })
-    .await
+    if let Some(f) = &from_node {
+        identity::check_body(&request.payload, &f.digest)?;
+    }
+    node.call_authorized(request, &verified).await
 }

@@ -8,6 +8,7 @@
 //! - `table`, `router`, `forward`: where actors are, and getting a call to them.
 //! - [`protocol`], [`lease`]: the node's protocol decisions as pure functions; the lease; `node`: registration, heartbeats, following the control plane.
 //! - [`tail`]: actors' log lines and call outcomes, sent to whoever follows (`latchkey tail`).
+//! - [`identity`]: the node's key and certificate, and the check of other nodes' signed calls.
 //! - `ingress`: the HTTP server.
 
 mod activation;
@@ -20,6 +21,7 @@ pub mod floor;
 mod follow;
 mod forward;
 mod host;
+pub mod identity;
 mod ingress;
 mod instance;
 pub mod lease;

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{DeploymentInfo, OutcomeCounts};
 use latchkey_wire::client::Client;
+use latchkey_wire::identity::NodeCredentials;
 use latchkey_wire::lease::LeaseSettings;
 use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest, VersionOutcomes};
 use tokio::sync::watch;
@@ -29,6 +30,8 @@ use crate::tail::Tail;
 /// What a node must have before it serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Readiness {
+    /// Holds a valid certificate for its key (enrolled, or a stored certificate).
+    pub enrolled: bool,
     /// Registered with the control plane (holds an epoch and a lease).
     pub registered: bool,
     /// Enough successive heartbeats to receive placements.
@@ -38,9 +41,9 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// All three.
+    /// All of them.
     pub fn is_ready(&self) -> bool {
-        self.registered && self.eligible && self.synced
+        self.enrolled && self.registered && self.eligible && self.synced
     }
 }
 
@@ -58,6 +61,8 @@ pub(crate) enum Target {
 /// Everything a node's tasks share.
 pub struct NodeInner {
     pub(crate) config: NodeConfig,
+    /// This node's key and certificate: every request it sends is signed with them.
+    pub(crate) identity: Arc<NodeCredentials>,
     pub(crate) cp: Client,
     /// Commits activations' writes through `cp`, batched.
     pub(crate) committer: crate::committer::Committer,
@@ -100,6 +105,20 @@ impl NodeInner {
 
     pub(crate) fn set_ready(&self, change: impl FnOnce(&mut Readiness)) {
         self.ready.send_modify(change);
+    }
+
+    /// The node's own client of the control plane (its requests signed with the node's key), for
+    /// benchmark floors that make a request exactly as the node does.
+    #[doc(hidden)]
+    pub fn control_plane_client(&self) -> Client {
+        self.cp.clone()
+    }
+
+    /// Waits until the node holds a certificate (its requests to the control plane and to
+    /// other nodes are refused before).
+    pub(crate) async fn wait_enrolled(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| r.enrolled).await;
     }
 
     /// What the deployment this node follows says actor `(actor_type, key)` should run.
@@ -170,7 +189,10 @@ impl EdgeNode {
             .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
         let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
         let (ready, _) = watch::channel(Readiness::default());
-        let cp = Client::new(&config.control_plane, &config.node_token);
+        let key = crate::identity::load_or_create_key(config.identity.dir.as_deref())
+            .context("loading this node's key")?;
+        let identity = Arc::new(NodeCredentials::new(&config.node_id, key));
+        let cp = Client::for_node(&config.control_plane, Arc::clone(&identity));
         let (tail, tail_outgoing) = Tail::new();
         let inner = Arc::new(NodeInner {
             committer: crate::committer::Committer::new(
@@ -179,7 +201,8 @@ impl EdgeNode {
                 config.max_commit_batch,
             ),
             cp,
-            auth: Auth::new(NonZeroUsize::new(10_000).expect("nonzero")),
+            identity,
+            auth: Auth::new(&config.node_id, NonZeroUsize::new(10_000).expect("nonzero")),
             lease: Lease::new(),
             runtime,
             table: Table::new(
@@ -202,14 +225,18 @@ impl EdgeNode {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tasks = vec![
             tokio::spawn(heartbeats(Arc::clone(&inner))),
+            tokio::spawn(crate::identity::renew(Arc::clone(&inner))),
             tokio::spawn(crate::follow::follow(Arc::clone(&inner))),
             tokio::spawn(sweep(Arc::clone(&inner))),
             tokio::spawn(report_outcomes(Arc::clone(&inner))),
-            tokio::spawn(crate::tail::follow_interest(
-                Arc::clone(&tail),
-                inner.cp.clone(),
-                inner.config.node_id.clone(),
-            )),
+            tokio::spawn({
+                let (node, tail) = (Arc::clone(&inner), Arc::clone(&tail));
+                async move {
+                    node.wait_enrolled().await;
+                    let (cp, id) = (node.cp.clone(), node.config.node_id.clone());
+                    crate::tail::follow_interest(tail, cp, id).await;
+                }
+            }),
             tokio::spawn(crate::tail::push(
                 tail,
                 tail_outgoing,
@@ -301,9 +328,15 @@ impl EdgeNode {
     }
 }
 
-/// Registers (retrying until the control plane answers), then heartbeats every interval. A
-/// changed epoch, or a lease that lapsed, drops every activation.
+/// Enrols (or loads a stored certificate), registers (retrying until the control plane
+/// answers), then heartbeats every interval. A changed epoch, or a lease that lapsed, drops
+/// every activation. A node that cannot enrol says why and stays unready.
 async fn heartbeats(node: Arc<NodeInner>) {
+    if let Err(e) = crate::identity::ensure_certificate(&node).await {
+        tracing::error!(error = format!("{e:#}"), "this node cannot serve");
+        return;
+    }
+    node.set_ready(|r| r.enrolled = true);
     let mut settings = register(&node).await;
     let mut backoff = Duration::from_millis(100);
     loop {

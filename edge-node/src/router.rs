@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use latchkey_caps::AuthError;
+use latchkey_caps::{AuthError, Verified};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
 use latchkey_wire::node::EnsureActivationRequest;
@@ -46,6 +46,35 @@ pub struct CallRequest {
 impl NodeInner {
     /// Checks the token, then runs the call on the actor's single live instance.
     pub async fn call(self: &Arc<Self>, request: CallRequest) -> Result<Bytes, CallError> {
+        let verified = self.authorize(&request)?;
+        self.call_authorized(request, &verified).await
+    }
+
+    /// Verifies the call's token and authorizes the call with it (the payload plays no part).
+    pub(crate) fn authorize(&self, request: &CallRequest) -> Result<Arc<Verified>, CallError> {
+        match self.auth.authorize_call(
+            &request.token,
+            &request.actor_type,
+            &request.key,
+            &request.method,
+            request.presenter.as_deref(),
+        ) {
+            Ok(verified) => Ok(verified),
+            // Checked only when a token fails, to keep the call path to one lock: before the
+            // trusted keys are loaded no token can be judged, so the answer is "retry".
+            Err(AuthError::Invalid(_)) if !self.auth.has_keys() => Err(CallError::Unavailable(
+                "this node has not loaded the trusted issuer keys yet; retry".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs a call whose token [`NodeInner::authorize`] accepted (as `verified`).
+    pub(crate) async fn call_authorized(
+        self: &Arc<Self>,
+        request: CallRequest,
+        verified: &Verified,
+    ) -> Result<Bytes, CallError> {
         let max = self.config.max_payload;
         if request.payload.len() > max {
             return Err(CallError::TooLarge(format!(
@@ -53,23 +82,6 @@ impl NodeInner {
                 request.payload.len()
             )));
         }
-        let verified = match self.auth.authorize_call(
-            &request.token,
-            &request.actor_type,
-            &request.key,
-            &request.method,
-            request.presenter.as_deref(),
-        ) {
-            Ok(verified) => verified,
-            // Checked only when a token fails, to keep the call path to one lock: before the
-            // trusted keys are loaded no token can be judged, so the answer is "retry".
-            Err(AuthError::Invalid(_)) if !self.auth.has_keys() => {
-                return Err(CallError::Unavailable(
-                    "this node has not loaded the trusted issuer keys yet; retry".into(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
         let caller = Some(verified.token_id_text().to_owned());
         let id = actor_id(&request.actor_type, &request.key);
         let mut last_error = None;

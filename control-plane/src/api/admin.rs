@@ -7,10 +7,9 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use latchkey_caps::{Capability, KeyScope, Request as Access, RevocationId, Rights, Token};
 use latchkey_wire::admin::{
-    CanaryRequest, DeployRequest, MintRequest, MintResponse, NodeTokenResponse, ReasonRequest,
-    RegionRequest, RevokeRequest, RollbackPolicy,
+    CanaryRequest, DeployRequest, EnrolmentRequest, MintRequest, MintResponse, ReasonRequest,
+    RegionRequest, RevokeRequest, RollbackPolicy, RotateResponse,
 };
-use latchkey_wire::node::node_audience;
 use latchkey_wire::{ApiError, ErrorCode, canary};
 
 use super::{
@@ -117,7 +116,21 @@ pub(super) async fn handle(
                 &blocking(move || registry.nodes()).await?,
             ))
         }
-        (&Method::POST, ["nodes", id, "token"]) => node_token(&cp, &req, id),
+        (&Method::POST, ["nodes", id, "enrolment"]) => enrolment(cp, req, id).await,
+        (&Method::DELETE, ["nodes", id, "identity"]) => {
+            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
+            let info = blocking(move || registry.remove_node_identity(&id, None)).await?;
+            cp.authority
+                .refresh_revocations(&cp.registry)
+                .map_err(|e| e.to_api())?;
+            cp.feed_changed();
+            Ok(json(StatusCode::OK, &info))
+        }
+        (&Method::POST, ["nodes", _, "token"]) => Err(ApiError::new(
+            ErrorCode::Gone,
+            "node tokens were replaced by node enrolment: make a single-use enrolment capability with `latchkey node-enrolment <node-id>` (POST /v1/nodes/{id}/enrolment) and give it to the node",
+        )),
         (&Method::GET, ["activations"]) => {
             authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
             let actor_type = query(&req, "actor_type").map(str::to_owned);
@@ -155,11 +168,22 @@ pub(super) async fn handle(
             ))
         }
         (&Method::POST, ["keys", "rotate"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+            let caller = authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
             let cp2 = Arc::clone(&cp);
             let keys = blocking(move || cp2.authority.rotate(&cp2.registry)).await?;
             cp.feed_changed();
-            Ok(json(StatusCode::OK, &keys))
+            // The same capability, no wider, rooted in the new key.
+            let token = cp
+                .authority
+                .mint(caller.capability())
+                .map_err(|e| e.to_api())?;
+            Ok(json(
+                StatusCode::OK,
+                &RotateResponse {
+                    keys,
+                    token: token.to_text(),
+                },
+            ))
         }
         (&Method::GET, ["clock"]) => {
             check_right(&cp, &req, Rights::empty())?;
@@ -267,25 +291,47 @@ async fn deployment_change(
     Ok(json(StatusCode::OK, &info))
 }
 
-fn node_token(
-    cp: &ControlPlane,
-    req: &Request<Incoming>,
+/// Default and longest lifetime of an enrolment capability.
+const ENROLMENT_SECS: u64 = 3600;
+const MAX_ENROLMENT_SECS: u64 = 7 * 24 * 3600;
+
+/// `POST /v1/nodes/{id}/enrolment`: a single-use, expiring capability that lets one node enrol
+/// its key (right `node` only, audience `enrol:{id}`). Needs an unrestricted `admin` token.
+async fn enrolment(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
     node_id: &str,
 ) -> Result<Reply, ApiError> {
-    authorize(cp, req, &Access::new(Rights::ADMIN))?;
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let body = read_body(req.into_body(), super::MAX_BODY).await?;
+    let request: EnrolmentRequest = parse_json(if body.is_empty() { b"{}" } else { &body })?;
+    let secs = request.expires_in_secs.unwrap_or(ENROLMENT_SECS);
+    if secs == 0 || secs > MAX_ENROLMENT_SECS {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("an enrolment capability lives 1 to {MAX_ENROLMENT_SECS} seconds, not {secs}"),
+        ));
+    }
+    crate::registry::check_node_id(node_id).map_err(|e| e.to_api())?;
+    let expires_at = unix_now().saturating_add(secs);
     let capability = Capability::unrestricted()
-        .rights(Rights::INVOKE | Rights::READ_STATE)
-        .audience(node_audience(node_id));
+        .rights(Rights::NODE)
+        .audience(super::nodeauth::enrolment_audience(node_id))
+        .expires_at(expires_at);
     let token = cp.authority.mint(&capability).map_err(|e| e.to_api())?;
-    let id = token.token_id();
     Ok(json(
         StatusCode::CREATED,
-        &NodeTokenResponse {
+        &MintResponse {
             token: token.to_text(),
-            token_id: id.to_string(),
+            token_id: token.token_id().to_string(),
+            expires_at: Some(expires_at),
         },
     ))
 }
+
+/// Audience prefixes that name principals the control plane and nodes establish themselves;
+/// a minted token naming one could impersonate them.
+const RESERVED_AUDIENCES: [&str; 3] = ["node:", "actor:", "enrol:"];
 
 /// The capability a mint request asks for.
 fn requested_capability(r: &MintRequest) -> Result<Capability, ApiError> {
@@ -310,10 +356,39 @@ fn requested_capability(r: &MintRequest) -> Result<Capability, ApiError> {
 }
 
 async fn mint(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    let verified = check_right(&cp, &req, Rights::MINT)?;
+    let presented = bearer(&req)?;
+    let verified = cp
+        .authority
+        .check_right(&presented, Rights::MINT)
+        .map_err(auth_error)?;
     let body = read_body(req.into_body(), super::MAX_BODY).await?;
     let request: MintRequest = parse_json(&body)?;
-    let wanted = requested_capability(&request)?;
+    let mut wanted = requested_capability(&request)?;
+    if let Some(audience) = &wanted.audience
+        && let Some(prefix) = RESERVED_AUDIENCES
+            .iter()
+            .find(|p| audience.starts_with(**p))
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "forbidden: audience `{audience}` starts with `{prefix}`, which names a principal only Latchkey itself establishes (a node, an actor, an enrolment); it cannot be minted"
+            ),
+        ));
+    }
+    if wanted.rights.is_some_and(|r| r.contains(Rights::NODE)) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "forbidden: the `node` right is only granted by enrolment capabilities (`latchkey node-enrolment <node-id>`); the mint API never grants it",
+        ));
+    }
+    // Never the node right, even where the minter's rights are unrestricted.
+    wanted.rights = Some(
+        wanted
+            .rights
+            .unwrap_or_else(|| verified.capability().granted_rights())
+            .difference(Rights::NODE),
+    );
     // The new token is the caller's capability narrowed by the request: never wider.
     let granted = verified.capability().narrow(&wanted).map_err(|field| {
         ApiError::new(
@@ -321,7 +396,19 @@ async fn mint(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, Ap
             format!("forbidden: the requested {field} is wider than your token's"),
         )
     })?;
-    let token = cp.authority.mint(&granted).map_err(|e| e.to_api())?;
+    // It extends the minter's own chain, so revoking the minter (or anything it was made from)
+    // revokes it too.
+    let parent = Token::from_presented(&presented)
+        .map_err(|e| ApiError::new(ErrorCode::Unauthenticated, format!("invalid token: {e}")))?;
+    if parent.is_sealed() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "a sealed token cannot mint: a minted token extends its minter's chain (so it dies with it), and a sealed chain cannot be extended; present the unsealed token",
+        ));
+    }
+    let token = parent
+        .attenuate(&wanted)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cannot mint: {e}")))?;
     let token_id = token.token_id();
     Ok(json(
         StatusCode::CREATED,
@@ -368,15 +455,20 @@ async fn revoke(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, 
                     format!("the token to revoke is not valid: {e}"),
                 )
             })?;
-            // A scoped revoker may revoke tokens within its own scope (rights aside).
-            let scope = |c: &Capability| Capability {
-                rights: None,
-                ..c.clone()
-            };
-            if !scope(target.capability()).is_within(&scope(revoker.capability())) {
+            // A scoped revoker may revoke tokens that reach only actors and methods its own
+            // token reaches (rights, times and audience aside). Both are whole capabilities: a
+            // field the target leaves unset is unrestricted, so only an unrestricted revoker
+            // covers it.
+            if let Err(field) = revoker
+                .capability()
+                .scope()
+                .covers(&target.capability().scope())
+            {
                 return Err(ApiError::new(
                     ErrorCode::Forbidden,
-                    "forbidden: the token to revoke reaches beyond your token's scope",
+                    format!(
+                        "forbidden: the token to revoke reaches beyond your token's scope (its {field} is wider)"
+                    ),
                 ));
             }
             target.token_id()

@@ -5,6 +5,7 @@
 
 mod admin;
 mod node;
+mod nodeauth;
 mod tail;
 
 use std::convert::Infallible;

@@ -1,22 +1,29 @@
-//! Node API handlers (postcard bodies; see [`latchkey_wire::node`]). Every route needs a node
-//! capability: rights `invoke` and `read-state`, audience `node:{id}`, unrestricted scope.
+//! Node API handlers (postcard bodies; see [`latchkey_wire::node`]). A node proves who it is on
+//! every request by possession of its key: the request is signed for audience `control-plane`
+//! and carries the certificate this control plane issued for that key ([`super::nodeauth`]).
+//! No bearer token opens these routes; the one exception is `enrol`, where a single-purpose
+//! enrolment capability introduces a new key (and proves possession of it by the same
+//! signature).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Method, Request};
 use hyper::body::Incoming;
-use latchkey_caps::{Capability, Request as Access, Rights};
+use latchkey_caps::node::VerifiedNode;
+use latchkey_caps::{Capability, Rights};
 use latchkey_wire::limits::{MAX_COMMIT_BATCH, MAX_COMMIT_BATCH_BYTES, MAX_COMMIT_BYTES};
 use latchkey_wire::node::{
-    CommitBatchRequest, CommitBatchResponse, CommitRequest, EnsureActivationRequest, Fence,
-    HeartbeatRequest, OutcomeReport, ReadStateRequest, RegisterRequest, SelfToken, UpgradeRequest,
-    node_audience,
+    CertificateResponse, CommitBatchRequest, CommitBatchResponse, CommitRequest,
+    EnsureActivationRequest, Fence, HeartbeatRequest, OutcomeReport, ReadStateRequest,
+    RegisterRequest, SelfToken, UpgradeRequest,
 };
 use latchkey_wire::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 use serde::Serialize;
 
-use super::{Reply, authorize, binary, blocking, method_not_allowed, query, read_body};
+use super::nodeauth;
+use super::{Reply, binary, blocking, method_not_allowed, query, read_body};
 use crate::ControlPlane;
 use crate::authority::unix_now;
 
@@ -54,6 +61,7 @@ pub(super) fn is_node_route(rest: &[&str]) -> bool {
     matches!(
         rest,
         ["register" | "heartbeat" | "activations" | "sync" | "watch" | "self-token"]
+            | ["enrol" | "certificate"]
             | ["state", "read" | "commit" | "commit-batch"]
             | ["activations", "upgrade"]
             | ["outcomes"]
@@ -72,47 +80,65 @@ pub(super) async fn handle(
     node_id: &str,
     rest: &[&str],
 ) -> Result<Reply, ApiError> {
-    let audience = node_audience(node_id);
-    let access = Access {
-        right: Rights::INVOKE | Rights::READ_STATE,
-        actor_type: None,
-        key: None,
-        method: None,
-        presenter: Some(&audience),
+    if rest == ["enrol"] {
+        return nodeauth::enrol(cp, req, node_id).await;
+    }
+    // Who is asking is settled from the headers alone, before the body is read.
+    let signed = nodeauth::authenticate(&cp, &req, node_id)?;
+    let max = if rest == ["state", "commit-batch"] {
+        MAX_BATCH_BODY
+    } else {
+        super::MAX_BODY
     };
-    authorize(&cp, &req, &access)?;
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, max).await?;
+    signed.check_body(&body)?;
+    let req = Request::from_parts(parts, ());
+    route(cp, &req, body, node_id, rest, &signed.node).await
+}
+
+async fn route(
+    cp: Arc<ControlPlane>,
+    req: &Request<()>,
+    body: Bytes,
+    node_id: &str,
+    rest: &[&str],
+    verified: &VerifiedNode,
+) -> Result<Reply, ApiError> {
     let method = req.method().clone();
     let node = node_id.to_owned();
     let registry = Arc::clone(&cp.registry);
     match (&method, rest) {
         (&Method::POST, ["register"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let request: RegisterRequest = decode(&body)?;
             Ok(reply(
                 &blocking(move || registry.register(&node, &request)).await?,
             ))
         }
         (&Method::POST, ["heartbeat"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let _request: HeartbeatRequest = decode(&body)?;
             Ok(reply(&blocking(move || registry.heartbeat(&node)).await?))
         }
+        (&Method::POST, ["certificate"]) => {
+            let certificate = nodeauth::renew(&cp, &node, verified).await?;
+            Ok(reply(&CertificateResponse {
+                expires_at: certificate.expires_at(),
+                certificate: certificate.to_text(),
+            }))
+        }
         (&Method::POST, ["activations"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let request: EnsureActivationRequest = decode(&body)?;
             Ok(reply(
                 &blocking(move || registry.ensure_activation(&node, &request)).await?,
             ))
         }
         (&Method::POST, ["activations", "upgrade"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let request: UpgradeRequest = decode(&body)?;
             Ok(reply(
                 &blocking(move || registry.upgrade_activation(&node, &request)).await?,
             ))
         }
         (&Method::POST, ["outcomes"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let report: OutcomeReport = decode(&body)?;
             let ack = blocking(move || registry.record_outcomes(&report)).await?;
             if !ack.rolled_back.is_empty() {
@@ -122,21 +148,18 @@ pub(super) async fn handle(
             Ok(reply(&ack))
         }
         (&Method::POST, ["state", "read"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let request: ReadStateRequest = decode(&body)?;
             Ok(reply(
                 &blocking(move || registry.read_state(&node, &request)).await?,
             ))
         }
         (&Method::POST, ["state", "commit"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let request: CommitRequest = decode(&body)?;
             Ok(reply(
                 &blocking(move || registry.commit_state(&node, &request)).await?,
             ))
         }
         (&Method::POST, ["state", "commit-batch"]) => {
-            let body = read_body(req.into_body(), MAX_BATCH_BODY).await?;
             let request: CommitBatchRequest = decode(&body)?;
             check_batch(&request)?;
             let results = blocking(move || registry.commit_states(&node, &request.commits)).await?;
@@ -148,11 +171,10 @@ pub(super) async fn handle(
             }))
         }
         (&Method::POST, ["self-token"]) => {
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
             let fence: Fence = decode(&body)?;
             let check = fence.clone();
             blocking(move || registry.check_activation(&node, &check)).await?;
-            let expires_at = unix_now() + SELF_TOKEN_SECS;
+            let expires_at = unix_now().saturating_add(SELF_TOKEN_SECS);
             let capability = Capability::unrestricted()
                 .actor_type(fence.actor_type)
                 .key(fence.key)
@@ -171,15 +193,15 @@ pub(super) async fn handle(
         }
         (&Method::GET, ["sync"]) => Ok(reply(&blocking(move || registry.sync()).await?)),
         (&Method::GET, ["watch"]) => {
-            let cursor = query(&req, "after").unwrap_or_default().to_owned();
-            let wait = query(&req, "wait_ms")
+            let cursor = query(req, "after").unwrap_or_default().to_owned();
+            let wait = query(req, "wait_ms")
                 .and_then(|w| w.parse().ok())
                 .map_or(MAX_WAIT, Duration::from_millis)
                 .min(MAX_WAIT);
             watch(cp, cursor, wait).await
         }
-        (&Method::GET, ["tail"]) => super::tail::interest(cp, &req, &node).await,
-        (&Method::POST, ["tail"]) => super::tail::publish(cp, req, &node).await,
+        (&Method::GET, ["tail"]) => super::tail::interest(cp, req, &node).await,
+        (&Method::POST, ["tail"]) => super::tail::publish(&cp, &body, &node),
         _ => Err(method_not_allowed(&method, req.uri().path())),
     }
 }

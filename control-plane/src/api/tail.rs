@@ -20,7 +20,7 @@ use latchkey_wire::{ApiError, ErrorCode, decode};
 use percent_encoding::percent_decode_str;
 use tokio::sync::mpsc;
 
-use super::{Reply, auth_error, bearer, blocking, query, read_body};
+use super::{Reply, auth_error, bearer, blocking, query};
 use crate::ControlPlane;
 use crate::tail::Subscription;
 
@@ -193,7 +193,7 @@ async fn forward(
 /// `R` (or after the wait); asking with `after = R` records that the node applies `R`.
 pub(super) async fn interest(
     cp: Arc<ControlPlane>,
-    req: &Request<Incoming>,
+    req: &Request<()>,
     node: &str,
 ) -> Result<Reply, ApiError> {
     let after: Option<u64> = query(req, "after").and_then(|a| a.parse().ok());
@@ -222,13 +222,8 @@ pub(super) async fn interest(
 }
 
 /// `POST /v1/nodes/{id}/tail`: a node's events.
-pub(super) async fn publish(
-    cp: Arc<ControlPlane>,
-    req: Request<Incoming>,
-    node: &str,
-) -> Result<Reply, ApiError> {
-    let body = read_body(req.into_body(), super::MAX_BODY).await?;
-    let batch: TailBatch = decode(&body)?;
+pub(super) fn publish(cp: &ControlPlane, body: &[u8], node: &str) -> Result<Reply, ApiError> {
+    let batch: TailBatch = decode(body)?;
     if batch.events.len() > MAX_TAIL_BATCH {
         return Err(ApiError::new(
             ErrorCode::TooLarge,

@@ -169,26 +169,7 @@ impl Registry {
                 "a token id is 32 hexadecimal digits, got `{token_id}`"
             )));
         }
-        let key = keys::revoked(token_id);
-        let committed = self.run(|tx| {
-            if let Some(existing) = get_json::<RevocationRecord>(tx, &key)? {
-                return Ok(existing);
-            }
-            let record = RevocationRecord {
-                revoked_at: tx.read_version()?,
-                reason: reason.map(str::to_owned),
-            };
-            put_json(tx, &key, &record)?;
-            append_event(
-                tx,
-                &Event::Revocation(RevocationInfo {
-                    token_id: token_id.to_owned(),
-                    revoked_at: record.revoked_at,
-                    reason: record.reason.clone(),
-                }),
-            )?;
-            Ok(record)
-        })?;
+        let committed = self.run(|tx| revoke_in(tx, token_id, reason))?;
         Ok(RevocationInfo {
             token_id: token_id.to_owned(),
             revoked_at: committed.value.revoked_at,
@@ -267,4 +248,31 @@ impl Registry {
         })?;
         Ok(committed.value)
     }
+}
+
+/// Revokes `token_id` inside `tx` and announces it on the feed (idempotent: an existing record
+/// is kept and returned).
+pub(super) fn revoke_in(
+    tx: &mut dyn Transaction,
+    token_id: &str,
+    reason: Option<&str>,
+) -> Result<RevocationRecord, RegistryError> {
+    let key = keys::revoked(token_id);
+    if let Some(existing) = get_json::<RevocationRecord>(tx, &key)? {
+        return Ok(existing);
+    }
+    let record = RevocationRecord {
+        revoked_at: tx.read_version()?,
+        reason: reason.map(str::to_owned),
+    };
+    put_json(tx, &key, &record)?;
+    append_event(
+        tx,
+        &Event::Revocation(RevocationInfo {
+            token_id: token_id.to_owned(),
+            revoked_at: record.revoked_at,
+            reason: record.reason.clone(),
+        }),
+    )?;
+    Ok(record)
 }

@@ -5,8 +5,11 @@
 mod activations;
 pub mod deployments;
 mod feed;
+mod identities;
 mod modules;
 mod nodes;
+
+pub(crate) use nodes::check_node_id;
 mod outcomes;
 mod regions;
 mod state;

@@ -19,7 +19,7 @@ pub(crate) fn lease_of(stamp: Versionstamp, record: &NodeRecord) -> NodeLease {
     }
 }
 
-fn check_node_id(id: &str) -> Result<(), RegistryError> {
+pub(crate) fn check_node_id(id: &str) -> Result<(), RegistryError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id

@@ -87,3 +87,18 @@ pub async fn serve(
     }));
     (url, stop)
 }
+
+/// A client for node `id` with a fresh key, enrolled through a single-use capability made by
+/// `admin`: every request it sends is signed by that key.
+pub async fn enrolled_node(
+    admin: &latchkey_wire::client::Client,
+    id: &str,
+) -> latchkey_wire::client::Client {
+    use latchkey_caps::node::{NodeCertificate, NodeKey};
+    use latchkey_wire::identity::NodeCredentials;
+    let token = admin.enrolment_token(id, None).await.unwrap().token;
+    let credentials = Arc::new(NodeCredentials::new(id, NodeKey::generate()));
+    let answer = admin.enrol(&credentials, &token).await.unwrap();
+    credentials.set_certificate(NodeCertificate::from_text(&answer.certificate).unwrap());
+    latchkey_wire::client::Client::for_node(admin.base_url(), credentials)
+}

@@ -310,13 +310,25 @@ pub struct KeyInfo {
     pub created_at: u64,
 }
 
-/// `POST /v1/nodes/{id}/token`: a capability for an edge node.
+/// `POST /v1/keys/rotate` (unrestricted admin): the issuer keys after the rotation, and the
+/// caller's own capability re-issued under the new active key. Minted tokens extend their
+/// minter's chain, so they keep the key of their root; the re-issued token is the root to mint
+/// from once the old key is to be retired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeTokenResponse {
-    /// The node's token (audience `node:{id}`).
+pub struct RotateResponse {
+    /// Every issuer key.
+    pub keys: Vec<KeyInfo>,
+    /// The caller's capability, re-issued under the new key.
     pub token: String,
-    /// Its revocation id.
-    pub token_id: String,
+}
+
+/// `POST /v1/nodes/{id}/enrolment` (admin): a single-use enrolment capability for one node
+/// (right `node`, audience `enrol:{id}`, expiring). Answered with a [`MintResponse`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolmentRequest {
+    /// Lifetime in seconds (default 1 hour, at most 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
 }
 
 /// Placement weight of a region nobody declared (and the default of a declared one).

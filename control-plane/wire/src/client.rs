@@ -20,17 +20,19 @@ use serde::de::DeserializeOwned;
 
 use crate::admin::{
     ActivationInfo, CanaryRequest, ClockInfo, DeployRequest, DeploymentDetail, DeploymentInfo,
-    KeyInfo, MintRequest, MintResponse, ModuleInfo, NodeInfo, NodeTokenResponse, ReasonRequest,
-    RegionInfo, RegionRequest, RevocationInfo, RevokeRequest, RollbackPolicy,
+    EnrolmentRequest, KeyInfo, MintRequest, MintResponse, ModuleInfo, NodeInfo, ReasonRequest,
+    RegionInfo, RegionRequest, RevocationInfo, RevokeRequest, RollbackPolicy, RotateResponse,
 };
+use crate::identity::{self, NodeCredentials, Outgoing};
 use crate::node::{
-    Activation, Changes, CommitBatchRequest, CommitBatchResponse, CommitRequest, CommitResponse,
-    EnsureActivationRequest, Fence, HeartbeatRequest, HeartbeatResponse, OutcomeAck, OutcomeReport,
-    ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken,
-    SyncSnapshot, UpgradeRequest,
+    Activation, CertificateResponse, Changes, CommitBatchRequest, CommitBatchResponse,
+    CommitRequest, CommitResponse, EnrolRequest, EnsureActivationRequest, Fence, HeartbeatRequest,
+    HeartbeatResponse, OutcomeAck, OutcomeReport, ReadStateRequest, ReadStateResponse,
+    RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
 };
 use crate::tail::{TailBatch, TailInterest};
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
+use latchkey_caps::node::CONTROL_PLANE_AUDIENCE;
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +109,21 @@ impl RequestBody {
     }
 }
 
+impl RequestBody {
+    /// The bytes not sent yet (all of them, before sending).
+    fn bytes(&self) -> &[u8] {
+        &self.rest
+    }
+}
+
+/// Unix milliseconds now. A clock before 1970 gives 0, which every recipient refuses as stale:
+/// signing fails closed.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl std::fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestBody")
@@ -150,12 +167,31 @@ impl Body for RequestBody {
     }
 }
 
-/// A client bound to one server and one bearer token.
+/// How a client proves its authority: a bearer capability (operators, the CLI, Terraform,
+/// tests), or, for an edge node, a signature by its own key on every request (no bearer
+/// credential ever leaves the node).
+#[derive(Clone)]
+enum Authority {
+    Bearer(String),
+    Node(Arc<NodeCredentials>),
+}
+
+impl std::fmt::Debug for Authority {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authority::Bearer(_) => f.write_str("Bearer(…)"),
+            Authority::Node(c) => write!(f, "Node({})", c.node_id()),
+        }
+    }
+}
+
+/// A client bound to one server and one bearer token or node identity.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: Hyper<HttpConnector, RequestBody>,
     base: String,
-    token: String,
+    auth: Authority,
     timeout: Duration,
 }
 
@@ -171,15 +207,24 @@ impl Client {
         Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
+            auth: Authority::Bearer(token.trim().to_owned()),
             timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// A client for an edge node: every request is signed by the node's key, for audience
+    /// `control-plane`, and carries its certificate.
+    pub fn for_node(base_url: &str, credentials: Arc<NodeCredentials>) -> Self {
+        Client {
+            auth: Authority::Node(credentials),
+            ..Client::new(base_url, "")
         }
     }
 
     /// The same server and connection pool, another token.
     pub fn with_token(&self, token: &str) -> Self {
         Client {
-            token: token.trim().to_owned(),
+            auth: Authority::Bearer(token.trim().to_owned()),
             ..self.clone()
         }
     }
@@ -250,16 +295,37 @@ impl Client {
         content_type: &str,
         body: RequestBody,
     ) -> Result<http::Response<Incoming>, ClientError> {
-        let request = Request::builder()
-            .method(method)
+        let mut request = Request::builder()
+            .method(&method)
             .uri(url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body)
-            .map_err(|e| ClientError::Transport {
-                url: url.to_owned(),
-                message: e.to_string(),
-            })?;
+            .header(header::CONTENT_TYPE, content_type);
+        match &self.auth {
+            Authority::Bearer(token) => {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            Authority::Node(credentials) => {
+                let path = url
+                    .parse::<http::Uri>()
+                    .ok()
+                    .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
+                    .unwrap_or_default();
+                let bound = identity::bound_values(|_| None);
+                let outgoing = Outgoing {
+                    audience: CONTROL_PLANE_AUDIENCE,
+                    method: method.as_str(),
+                    path: &path,
+                    body: body.bytes(),
+                    bound: &bound,
+                };
+                for (name, value) in credentials.sign(&outgoing, unix_millis()) {
+                    request = request.header(name, value);
+                }
+            }
+        }
+        let request = request.body(body).map_err(|e| ClientError::Transport {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
         self.http
             .request(request)
             .await
@@ -582,7 +648,7 @@ impl Client {
     }
 
     /// Creates a new active issuer key.
-    pub async fn rotate_key(&self) -> Result<Vec<KeyInfo>, ClientError> {
+    pub async fn rotate_key(&self) -> Result<RotateResponse, ClientError> {
         self.json(Method::POST, "/v1/keys/rotate", None::<&()>)
             .await
     }
@@ -597,17 +663,120 @@ impl Client {
         .await
     }
 
-    /// Mints a node capability for `node_id`.
-    pub async fn node_token(&self, node_id: &str) -> Result<NodeTokenResponse, ClientError> {
+    /// Makes a single-use enrolment capability for `node_id` (admin), valid for
+    /// `expires_in_secs` (the control plane's default when `None`).
+    pub async fn enrolment_token(
+        &self,
+        node_id: &str,
+        expires_in_secs: Option<u64>,
+    ) -> Result<MintResponse, ClientError> {
         self.json(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/token"),
+            &format!("/v1/nodes/{node_id}/enrolment"),
+            Some(&EnrolmentRequest { expires_in_secs }),
+        )
+        .await
+    }
+
+    /// Removes `node_id`'s identity (admin): its key is revoked, so its certificates stop
+    /// verifying everywhere, and it must be enrolled again with a new key.
+    pub async fn remove_node(&self, node_id: &str) -> Result<RevocationInfo, ClientError> {
+        self.json(
+            Method::DELETE,
+            &format!("/v1/nodes/{node_id}/identity"),
             None::<&()>,
         )
         .await
     }
 
     // ----- node API -----
+
+    /// Enrols a node: presents `enrolment_token` and proves possession of `credentials`' key by
+    /// signing the request with it. Answers the node's first certificate.
+    pub async fn enrol(
+        &self,
+        credentials: &NodeCredentials,
+        enrolment_token: &str,
+    ) -> Result<CertificateResponse, ClientError> {
+        let path = format!("/v1/nodes/{}/enrol", credentials.node_id());
+        let url = format!("{}{path}", self.base);
+        let body = encode(&EnrolRequest {
+            public_key: credentials.public_key().to_string(),
+        });
+        let bearer = format!("Bearer {}", enrolment_token.trim());
+        let bound =
+            identity::bound_values(|name| (name == "authorization").then_some(bearer.as_bytes()));
+        let path_and_query = url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
+            .unwrap_or(path);
+        let outgoing = Outgoing {
+            audience: CONTROL_PLANE_AUDIENCE,
+            method: "POST",
+            path: &path_and_query,
+            body: &body,
+            bound: &bound,
+        };
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header(header::CONTENT_TYPE, NODE_CONTENT_TYPE)
+            .header(header::AUTHORIZATION, &bearer);
+        for (name, value) in credentials.sign(&outgoing, unix_millis()) {
+            if name != identity::CERTIFICATE {
+                request = request.header(name, value);
+            }
+        }
+        let request = request
+            .body(RequestBody::new(Bytes::from(body), None))
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let exchange = async {
+            let response =
+                self.http
+                    .request(request)
+                    .await
+                    .map_err(|e| ClientError::Transport {
+                        url: url.clone(),
+                        message: error_chain(&e),
+                    })?;
+            let status = response.status();
+            let bytes = collect(&url, response.into_body()).await?;
+            if !status.is_success() {
+                return Err(ClientError::Api(ApiError::from_response(
+                    status.as_u16(),
+                    &bytes,
+                )));
+            }
+            decode(&bytes).map_err(|e| ClientError::Decode {
+                url: url.clone(),
+                message: e.message,
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.clone(),
+                timeout: self.timeout,
+            })?
+    }
+
+    /// Renews this node's certificate (the request is signed with the current one).
+    pub async fn renew_certificate(
+        &self,
+        node_id: &str,
+    ) -> Result<CertificateResponse, ClientError> {
+        self.node(
+            Method::POST,
+            &format!("/v1/nodes/{node_id}/certificate"),
+            Vec::new(),
+            self.timeout,
+        )
+        .await
+    }
 
     /// Registers a node (new epoch).
     pub async fn register(

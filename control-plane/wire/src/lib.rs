@@ -10,6 +10,7 @@ pub mod canary;
 #[cfg(feature = "client")]
 pub mod client;
 mod error;
+pub mod identity;
 pub mod lease;
 pub mod limits;
 pub mod node;

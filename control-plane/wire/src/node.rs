@@ -25,9 +25,24 @@ use crate::Generation;
 use crate::admin::{DeploymentInfo, OutcomeCounts, RevocationInfo};
 use crate::lease::LeaseSettings;
 
-/// The audience a node's capability names.
-pub fn node_audience(node_id: &str) -> String {
-    format!("node:{node_id}")
+pub use latchkey_caps::node::node_audience;
+
+/// `POST /v1/nodes/{id}/enrol`, with `Authorization: Bearer <enrolment token>` and signed by the
+/// key being enrolled: the control plane records the key as the node's and certifies it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    /// The node's public key (`lk-pub-v1:…`).
+    pub public_key: String,
+}
+
+/// The answer to `enrol` and to `POST /v1/nodes/{id}/certificate` (renewal, signed with the
+/// current certificate): a fresh certificate for the node's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateResponse {
+    /// The certificate (`lkc1.…`).
+    pub certificate: String,
+    /// Unix seconds at which it expires.
+    pub expires_at: u64,
 }
 
 /// `POST /v1/nodes/{id}/register`: (re)join the fleet. Always starts a new epoch, so anything an

@@ -40,7 +40,7 @@ impl Bench {
             std::future::pending(),
         ));
         let admin = Client::new(&cp_url, &opened.new_admin_token.unwrap());
-        let node_token = admin.node_token("bench").await.unwrap().token;
+        let node_token = admin.enrolment_token("bench", None).await.unwrap().token;
         let mut node_config = NodeConfig::new("bench", &cp_url, &node_token);
         node_config.runtime.cache_dir = Some(dir.path().join("compiled"));
         let node = EdgeNode::start(node_config).await.unwrap();

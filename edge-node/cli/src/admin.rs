@@ -227,8 +227,20 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Mint a node's capability; prints the token (for `edge-node --node-token-file`).
-    NodeToken {
+    /// Make a single-use capability that enrols one edge node's key; prints it (for
+    /// `latchkey edge-node --enrolment-token-file`).
+    NodeEnrolment {
+        /// Node id.
+        node_id: String,
+        /// Seconds the capability stays usable (default 3600).
+        #[arg(long)]
+        expires_in: Option<u64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove an edge node's identity: its key is revoked everywhere, so it can no longer
+    /// talk to the control plane or other nodes until enrolled again with a new key.
+    NodeRemove {
         /// Node id.
         node_id: String,
         #[command(flatten)]
@@ -473,17 +485,33 @@ pub(crate) async fn run(command: AdminCommand, json: bool) -> anyhow::Result<()>
             let revoked = target.client()?.revoke(&request).await?;
             show_or_json(json, &revoked, |r| format!("revoked token {}", r.token_id))
         }
-        AdminCommand::NodeToken { node_id, target } => {
-            let minted = target.client()?.node_token(&node_id).await?;
+        AdminCommand::NodeEnrolment {
+            node_id,
+            expires_in,
+            target,
+        } => {
+            let minted = target
+                .client()?
+                .enrolment_token(&node_id, expires_in)
+                .await?;
             if json {
                 return output::json(&minted);
             }
             println!("{}", minted.token);
             note(&format!(
-                "node token for {node_id} (token id {}); give it to `latchkey edge-node --node-token-file`",
+                "single-use enrolment capability for node {node_id} (token id {}); give it to `latchkey edge-node --node-id {node_id} --enrolment-token-file <file>`",
                 minted.token_id
             ));
             Ok(())
+        }
+        AdminCommand::NodeRemove { node_id, target } => {
+            let revoked = target.client()?.remove_node(&node_id).await?;
+            show_or_json(json, &revoked, |r| {
+                format!(
+                    "removed node {node_id}: its key is revoked ({})",
+                    r.token_id
+                )
+            })
         }
         AdminCommand::Call {
             actor_type,

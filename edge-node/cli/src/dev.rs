@@ -110,11 +110,13 @@ impl Running {
             let _ = stopped.await;
         }));
         let admin = Client::new(&cp_url, &admin_token);
-        let node_token = admin
-            .node_token(NODE_ID)
+        // The node's key lives in memory: every start enrols it afresh with a single-use
+        // capability, which also revokes the key of the previous run.
+        let enrolment = admin
+            .enrolment_token(NODE_ID, Some(300))
             .await
-            .context("minting the node's token")?;
-        let mut node_config = NodeConfig::new(NODE_ID, &cp_url, &node_token.token);
+            .context("making the node's enrolment capability")?;
+        let mut node_config = NodeConfig::new(NODE_ID, &cp_url, &enrolment.token);
         node_config.listen = args.node;
         node_config.region = "dev".into();
         node_config.runtime.cache_dir = Some(args.data_dir.join("node").join("compiled"));

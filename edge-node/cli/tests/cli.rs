@@ -272,9 +272,9 @@ async fn every_command_prints_text_for_people_and_json_for_scripts() {
     dev.text(&["deploy", "tally", &id]);
     assert_eq!(dev.json(&["undeploy", "tally"])["active"], Value::Null);
 
-    // node-token: the bare token, which `edge-node --node-token-file` takes as it is.
-    let (node_token, note) = dev.run(&["node-token", "n2"]);
-    assert!(note.contains("--node-token-file"), "{note}");
+    // node-enrolment: the bare capability, which `edge-node --enrolment-token-file` takes as it is.
+    let (node_token, note) = dev.run(&["node-enrolment", "n2"]);
+    assert!(note.contains("--enrolment-token-file"), "{note}");
     let token_file = dev.dir.path().join("n2.token");
     std::fs::write(&token_file, &node_token).unwrap();
     let port = free_port();
@@ -287,7 +287,7 @@ async fn every_command_prints_text_for_people_and_json_for_scripts() {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
             ])
-            .args(["--control-plane", &dev.cp, "--node-token-file"])
+            .args(["--control-plane", &dev.cp, "--enrolment-token-file"])
             .arg(&token_file)
             .arg("--data-dir")
             .arg(dev.dir.path().join("n2"))
@@ -304,7 +304,7 @@ async fn every_command_prints_text_for_people_and_json_for_scripts() {
         "the node registered with the token as printed"
     );
     assert!(
-        dev.json(&["node-token", "n3"])["token"]
+        dev.json(&["node-enrolment", "n3"])["token"]
             .as_str()
             .unwrap()
             .starts_with("lk1.")

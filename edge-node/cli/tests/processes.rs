@@ -55,7 +55,7 @@ impl Fleet {
     }
 
     async fn node(&self, id: &str, port: u16) -> Proc {
-        let token = self.admin.node_token(id).await.unwrap().token;
+        let token = self.admin.enrolment_token(id, None).await.unwrap().token;
         let node = edge_node(self.dir.path(), id, port, &self.cp_url(), &token);
         healthy(&format!("http://127.0.0.1:{port}")).await;
         node
@@ -78,14 +78,9 @@ async fn durable_state_survives_a_restart_of_both_processes() {
     fleet.cp.kill();
     fleet.cp = control_plane(fleet.dir.path(), fleet.cp_port);
     healthy(&fleet.cp_url()).await;
-    let node_token = fleet.admin.node_token("n1").await.unwrap().token;
-    let _node = edge_node(
-        fleet.dir.path(),
-        "n1",
-        node_port,
-        &fleet.cp_url(),
-        &node_token,
-    );
+    // No new enrolment capability: the node comes back with the key and certificate it keeps
+    // in its data directory.
+    let _node = edge_node(fleet.dir.path(), "n1", node_port, &fleet.cp_url(), "");
     healthy(&url).await;
 
     assert_eq!(

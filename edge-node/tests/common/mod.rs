@@ -66,7 +66,7 @@ impl Cluster {
     }
 
     pub async fn add_node(&mut self, id: &str, tune: impl Fn(&mut NodeConfig)) {
-        let token = self.admin.node_token(id).await.unwrap().token;
+        let token = self.admin.enrolment_token(id, None).await.unwrap().token;
         let mut config = NodeConfig::new(id, &self.cp_url, &token);
         config.runtime.cache_dir = Some(self.dir.path().join("compiled"));
         // Several nodes share this test process, and each pooled instance slot costs memory

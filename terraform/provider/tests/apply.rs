@@ -205,6 +205,7 @@ fn child(args: &[String]) -> ExitCode {
                     lease_ttl_ms: 2_000,
                     heartbeat_interval_ms: 100,
                     min_heartbeats: 1,
+                    node_certificate_ttl_secs: 3600,
                 };
                 latchkey_control_plane::cli::serve(serve, stdin_closed).await
             }
@@ -551,7 +552,11 @@ impl Cluster {
             .trim()
             .to_owned();
         let admin = Client::new(&cp_url, &admin_token);
-        let node_token = admin.node_token("tf-node").await.expect("node token").token;
+        let node_token = admin
+            .enrolment_token("tf-node", None)
+            .await
+            .expect("enrolment capability")
+            .token;
         let node_port = free_port();
         let node_url = format!("http://127.0.0.1:{node_port}");
         let node_data = root.join("node");

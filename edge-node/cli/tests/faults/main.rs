@@ -181,7 +181,7 @@ impl Harness {
             nodes.push(Node {
                 id,
                 port,
-                token: admin.node_token(id).await.unwrap().token,
+                token: admin.enrolment_token(id, None).await.unwrap().token,
                 cp_link: Proxy::start(&format!("{id}→cp"), cp_port).await,
                 ingress: Proxy::start(&format!("→{id}"), port).await,
                 proc: None,

@@ -136,7 +136,8 @@ pub(crate) fn control_plane(dir: &Path, port: u16) -> Proc {
     )
 }
 
-/// An edge node `id`, data in `dir/<id>`, log in `dir/<id>.log`.
+/// An edge node `id`, data in `dir/<id>`, log in `dir/<id>.log`, enrolling with `token` unless
+/// it holds a certificate from an earlier start.
 pub(crate) fn edge_node(dir: &Path, id: &str, port: u16, cp_url: &str, token: &str) -> Proc {
     edge_node_with(dir, id, port, cp_url, token, &[])
 }
@@ -160,7 +161,7 @@ pub(crate) fn edge_node_with(
         &listen,
         "--control-plane",
         cp_url,
-        "--node-token",
+        "--enrolment-token",
         token,
         "--data-dir",
         data.to_str().unwrap(),

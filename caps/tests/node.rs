@@ -269,3 +269,19 @@ fn node_keys_round_trip_through_their_secret_text() {
     assert_eq!(back.public(), key.public());
     assert!(NodeKey::from_secret_text("lk-issuer-v1:AAAA").is_err());
 }
+
+#[test]
+fn a_request_signed_before_the_recipient_started_is_refused_retryably() {
+    let f = fleet();
+    let cert = f.cert.to_text();
+    let (sig, digest) = sign(&f, "control-plane", "/p", b"", NOW_MS - 1000);
+    let v = verifier("control-plane").started_at(NOW_MS - 500);
+    let err = v
+        .verify(&presented(&cert, &sig, "/p", digest), &f.trusted, &NoRevocations, NOW_MS)
+        .unwrap_err();
+    assert!(matches!(err, NodeAuthError::BeforeStart { .. }), "{err}");
+    assert!(err.is_retryable());
+    let (sig, digest) = sign(&f, "control-plane", "/p", b"", NOW_MS);
+    v.verify(&presented(&cert, &sig, "/p", digest), &f.trusted, &NoRevocations, NOW_MS)
+        .unwrap();
+}

@@ -144,7 +144,8 @@ impl Authority {
                 CONTROL_PLANE_AUDIENCE,
                 NonZeroUsize::new(CACHED_CERTIFICATES).expect("nonzero"),
                 REMEMBERED_NONCES,
-            ),
+            )
+            .started_at(unix_millis()),
         };
         authority.refresh(registry)?;
         Ok(Opened {
@@ -268,12 +269,22 @@ impl Authority {
         )
     }
 
-    /// Verifies a request signed by an enrolled node (certificate, signature for audience
-    /// `control-plane`, time, nonce). The caller checks the node id and the body digest.
-    pub fn verify_node(&self, presented: &Presented<'_>) -> Result<VerifiedNode, NodeAuthError> {
+    /// Verifies a request signed by enrolled node `node_id` (see [`authenticate_node`]). The
+    /// caller checks the body against the signed digest once it has read it.
+    pub fn verify_node(
+        &self,
+        presented: &Presented<'_>,
+        node_id: &str,
+    ) -> Result<VerifiedNode, NodeAuthError> {
         let state = self.read();
-        self.nodes
-            .verify(presented, &state.trusted, &state.revoked, unix_millis())
+        authenticate_node(
+            &self.nodes,
+            &state.trusted,
+            &state.revoked,
+            presented,
+            node_id,
+            unix_millis(),
+        )
     }
 
     /// Verifies that a request was signed by `key` (enrolment: possession of the key enrolled).
@@ -361,6 +372,29 @@ impl Authority {
         self.apply_keys(&keys)?;
         Ok(keys)
     }
+}
+
+/// The control plane's check of a node request claiming to come from `node_id`, at `now_ms`:
+/// the certificate verifies under a trusted issuer key and is not revoked, the signature by the
+/// certified key covers this request for audience `control-plane` and is fresh and new, and the
+/// certificate names `node_id`. Pure but for the verifier's memory of nonces; the simulation
+/// runs it too.
+pub fn authenticate_node(
+    verifier: &NodeVerifier,
+    trusted: &TrustedKeys,
+    revoked: &impl latchkey_caps::Revocations,
+    presented: &Presented<'_>,
+    node_id: &str,
+    now_ms: u64,
+) -> Result<VerifiedNode, NodeAuthError> {
+    let node = verifier.verify(presented, trusted, revoked, now_ms)?;
+    if node.node_id != node_id {
+        return Err(NodeAuthError::WrongNode {
+            certified: node.node_id,
+            claimed: node_id.to_owned(),
+        });
+    }
+    Ok(node)
 }
 
 /// Every `issuer-*.key` file in `dir`.

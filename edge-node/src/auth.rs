@@ -50,8 +50,15 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Trusts nothing until keys are set; accepts forwarded calls signed for `node_id`.
+    /// Trusts nothing until keys are set; accepts forwarded calls signed for `node_id`, from
+    /// now on.
     pub fn new(node_id: &str, cache_capacity: NonZeroUsize) -> Self {
+        Self::starting_at(node_id, cache_capacity, unix_millis())
+    }
+
+    /// [`Auth::new`], refusing forwarded calls signed before `started_ms` (see
+    /// [`NodeVerifier::started_at`]); the simulation gives its own clock.
+    pub fn starting_at(node_id: &str, cache_capacity: NonZeroUsize, started_ms: u64) -> Self {
         Auth {
             state: RwLock::default(),
             cache: TokenCache::new(cache_capacity),
@@ -59,7 +66,8 @@ impl Auth {
                 node_audience(node_id),
                 NonZeroUsize::new(CACHED_CERTIFICATES).expect("nonzero"),
                 REMEMBERED_NONCES,
-            ),
+            )
+            .started_at(started_ms),
         }
     }
 
@@ -125,13 +133,35 @@ impl Auth {
     }
 
     /// Verifies a call forwarded by another node: its certificate (issued by a trusted key, not
-    /// revoked) and its signature, made for this node, fresh and not seen before.
+    /// revoked) and its signature, made for this node, fresh and not seen before; and, if the
+    /// call names its sender (`claimed`), that the certificate names the same node.
     pub fn authenticate_node(
         &self,
         presented: &Presented<'_>,
+        claimed: Option<&str>,
+    ) -> Result<VerifiedNode, NodeAuthError> {
+        self.authenticate_node_at(presented, claimed, unix_millis())
+    }
+
+    /// [`Auth::authenticate_node`] at `now_ms` (the simulation's clock).
+    pub fn authenticate_node_at(
+        &self,
+        presented: &Presented<'_>,
+        claimed: Option<&str>,
+        now_ms: u64,
     ) -> Result<VerifiedNode, NodeAuthError> {
         let state = self.read();
-        self.nodes
-            .verify(presented, &state.trusted, &state.revoked, unix_millis())
+        let node = self
+            .nodes
+            .verify(presented, &state.trusted, &state.revoked, now_ms)?;
+        if let Some(claimed) = claimed
+            && claimed != node.node_id
+        {
+            return Err(NodeAuthError::WrongNode {
+                certified: node.node_id,
+                claimed: claimed.to_owned(),
+            });
+        }
+        Ok(node)
     }
 }

@@ -151,22 +151,17 @@ fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, Nod
     let signature = need(SIGNATURE)?;
     let digest = identity::parse_content_digest(need(CONTENT_SHA256)?)?;
     let bound = identity::bound_values(|n| req.headers().get(n).map(|v| v.as_bytes()));
-    let verified = node.auth.authenticate_node(&Presented {
-        certificate,
-        signature,
-        method: req.method().as_str(),
-        path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        content_sha256: digest,
-        bound: &bound,
-    })?;
-    if let Some(claimed) = header_str(req, FORWARDED_BY)
-        && claimed != verified.node_id
-    {
-        return Err(NodeAuthError::WrongNode {
-            certified: verified.node_id,
-            claimed: claimed.to_owned(),
-        });
-    }
+    node.auth.authenticate_node(
+        &Presented {
+            certificate,
+            signature,
+            method: req.method().as_str(),
+            path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            content_sha256: digest,
+            bound: &bound,
+        },
+        header_str(req, FORWARDED_BY),
+    )?;
     Ok(Forwarded {
         presenter: header_str(req, PRESENTER).map(str::to_owned),
         deadline_ms: header_str(req, DEADLINE_MS).and_then(|m| m.parse().ok()),

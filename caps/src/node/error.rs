@@ -67,6 +67,15 @@ pub enum NodeAuthError {
         /// The tolerance.
         max_skew_ms: u64,
     },
+    /// The request was signed before the recipient started: its nonce may have been seen by
+    /// the recipient's previous run. A freshly signed request passes.
+    #[error("signed request is from {timestamp_ms} ms, before this recipient started ({started_ms} ms): a replay cannot be ruled out; sign it again")]
+    BeforeStart {
+        /// The request's time.
+        timestamp_ms: u64,
+        /// When the recipient started.
+        started_ms: u64,
+    },
     /// The signature does not cover this request for this recipient.
     #[error(
         "request signature does not verify: it was made for another recipient or request, or the request was altered"
@@ -88,7 +97,9 @@ impl NodeAuthError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            NodeAuthError::ReplayCacheFull | NodeAuthError::CertificateNotYetValid { .. }
+            NodeAuthError::ReplayCacheFull
+                | NodeAuthError::CertificateNotYetValid { .. }
+                | NodeAuthError::BeforeStart { .. }
         )
     }
 }

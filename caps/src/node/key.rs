@@ -30,6 +30,11 @@ impl NodeKey {
         Self::from_signing(SigningKey::generate(rng))
     }
 
+    /// The key with this 32-byte secret seed (deterministic simulations).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self::from_signing(SigningKey::from_bytes(seed))
+    }
+
     fn from_signing(signing: SigningKey) -> Self {
         let public = PublicKey::from_verifying(signing.verifying_key());
         NodeKey { signing, public }

@@ -45,6 +45,9 @@ pub struct VerifiedNode {
 /// Checks signed requests addressed to one recipient.
 pub struct NodeVerifier {
     audience: String,
+    /// Requests stamped before this (Unix milliseconds) are refused: their nonces may have been
+    /// seen by an earlier life of this recipient, whose memory is gone.
+    started_ms: u64,
     /// Certificates whose issuer signature verified, by digest of their text.
     certs: Mutex<LruCache<[u8; 32], NodeCertificate>>,
     replay: Mutex<ReplayGuard>,
@@ -60,9 +63,17 @@ impl NodeVerifier {
     pub fn new(audience: impl Into<String>, certificates: NonZeroUsize, nonces: usize) -> Self {
         NodeVerifier {
             audience: audience.into(),
+            started_ms: 0,
             certs: Mutex::new(LruCache::new(certificates)),
             replay: Mutex::new(ReplayGuard::new(nonces)),
         }
+    }
+
+    /// Refuses requests stamped before `started_ms` (the recipient's start), so that a request
+    /// captured before a restart cannot be replayed after it, when its nonce is forgotten.
+    pub fn started_at(mut self, started_ms: u64) -> Self {
+        self.started_ms = started_ms;
+        self
     }
 
     /// The recipient name requests must be signed for.
@@ -81,6 +92,7 @@ impl NodeVerifier {
         let header = SignatureHeader::parse(presented.signature)?;
         let request = self.signed(presented, &header);
         request.check_fresh(now_ms)?;
+        self.check_started(&header)?;
         let cert = self.certificate(presented.certificate, trusted, revoked, now_ms / 1000)?;
         request.verify(cert.node_key(), &header.signature)?;
         lock(&self.replay).admit(header.nonce, now_ms)?;
@@ -103,8 +115,19 @@ impl NodeVerifier {
         let header = SignatureHeader::parse(signature)?;
         let request = self.signed(presented, &header);
         request.check_fresh(now_ms)?;
+        self.check_started(&header)?;
         request.verify(key, &header.signature)?;
         lock(&self.replay).admit(header.nonce, now_ms)
+    }
+
+    fn check_started(&self, header: &SignatureHeader) -> Result<(), NodeAuthError> {
+        if header.timestamp_ms < self.started_ms {
+            return Err(NodeAuthError::BeforeStart {
+                timestamp_ms: header.timestamp_ms,
+                started_ms: self.started_ms,
+            });
+        }
+        Ok(())
     }
 
     fn signed<'a>(&'a self, p: &Presented<'a>, header: &SignatureHeader) -> SignedRequest<'a> {

@@ -86,15 +86,10 @@ pub(super) fn authenticate<B>(
         let signature = header(req, SIGNATURE)?;
         let digest = identity::parse_content_digest(header(req, CONTENT_SHA256)?)?;
         let bound = identity::bound_values(|n| req.headers().get(n).map(|v| v.as_bytes()));
-        let node =
-            cp.authority
-                .verify_node(&presented(req, certificate, signature, digest, &bound))?;
-        if node.node_id != node_id {
-            return Err(NodeAuthError::WrongNode {
-                certified: node.node_id,
-                claimed: node_id.to_owned(),
-            });
-        }
+        let node = cp.authority.verify_node(
+            &presented(req, certificate, signature, digest, &bound),
+            node_id,
+        )?;
         Ok(Signed { node, digest })
     };
     check().map_err(|e| node_auth_error(&e))

@@ -117,13 +117,24 @@ impl NodeCredentials {
     /// Without a certificate (before enrolment) only the last two, which prove possession of the
     /// key but name no node.
     pub fn sign(&self, request: &Outgoing<'_>, now_ms: u64) -> Vec<(&'static str, String)> {
+        self.sign_with_nonce(request, now_ms, fresh_nonce())
+    }
+
+    /// [`NodeCredentials::sign`] with a given nonce (never reuse one; the simulation draws them
+    /// from its seeded generator).
+    pub fn sign_with_nonce(
+        &self,
+        request: &Outgoing<'_>,
+        now_ms: u64,
+        nonce: [u8; 16],
+    ) -> Vec<(&'static str, String)> {
         let content_sha256 = content_digest(request.body);
         let signed = SignedRequest {
             audience: request.audience,
             method: request.method,
             path: request.path,
             timestamp_ms: now_ms,
-            nonce: fresh_nonce(),
+            nonce,
             content_sha256,
             bound: request.bound,
         };

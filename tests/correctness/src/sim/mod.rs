@@ -16,6 +16,7 @@
 
 mod activation;
 mod client;
+mod identity;
 mod net;
 mod node;
 
@@ -112,6 +113,9 @@ pub struct Report {
     pub unknown_outcomes: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<&'static str, u64>,
+    /// Signed node messages refused, by who sent them (an impostor, or a real node whose message
+    /// arrived stale or signed before its recipient restarted).
+    pub refusals: BTreeMap<&'static str, u64>,
     /// Broken promises; empty when the run passed.
     pub violations: Vec<String>,
     /// One line per event, if [`Config::trace`] was set.
@@ -141,6 +145,12 @@ impl Report {
             .map(|(k, n)| format!("{k} ×{n}"))
             .collect();
         let _ = writeln!(s, "faults: {}", faults.join(", "));
+        let refusals: Vec<String> = self
+            .refusals
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        let _ = writeln!(s, "signatures refused: {}", refusals.join(", "));
         let _ = writeln!(s, "violations: {}", self.violations.len());
         for v in self.violations.iter().take(20) {
             let _ = writeln!(s, "  {v}");
@@ -184,20 +194,26 @@ enum Fault {
     StartControlPlane,
 }
 
-/// The control plane: the registry over a store that outlives its restarts.
+/// The control plane: the registry over a store that outlives its restarts, and its check of
+/// nodes' signatures (whose memory of nonces does not).
 struct ControlPlane {
     store: Arc<MemoryStore>,
     clock: ManualClock,
     /// `None` while it is down.
     registry: Option<Registry>,
+    verifier: latchkey_caps::node::NodeVerifier,
 }
 
 impl ControlPlane {
-    fn start(&mut self) {
+    fn start(&mut self, now: Micros) {
         let store: Arc<dyn latchkey_store::Store> = self.store.clone();
         self.registry = Some(Registry::new(store, SETTINGS, Limits::default()));
+        self.verifier = identity::Fleet::control_plane_verifier(now);
     }
 }
+
+/// Request ids of impostors' messages (far above any node's).
+const IMPOSTOR_REQ: u64 = 1 << 62;
 
 /// The whole simulated system.
 pub(crate) struct World {
@@ -208,6 +224,7 @@ pub(crate) struct World {
     events: BTreeMap<u64, Event>,
     next_event: u64,
     cp: ControlPlane,
+    fleet: identity::Fleet,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     net: Net,
@@ -230,8 +247,10 @@ impl World {
             store: Arc::new(MemoryStore::deterministic(clock.clone())),
             clock,
             registry: None,
+            verifier: identity::Fleet::control_plane_verifier(0),
         };
-        cp.start();
+        cp.start(0);
+        let fleet = identity::Fleet::new(&mut rng);
         let registry = cp.registry.as_ref().expect("just started");
         let module = registry
             .put_module(latchkey_examples::COUNTER)
@@ -243,7 +262,16 @@ impl World {
             .map(|i| {
                 let drift =
                     rng.random_range(0..=2 * cfg.max_drift_ppm) as i64 - cfg.max_drift_ppm as i64;
-                Node::new(i, rng.random_range(0..1_000 * SECOND), drift)
+                let offset = rng.random_range(0..1_000 * SECOND);
+                let id = node::node_id(i);
+                let identity = node::Identity {
+                    credentials: fleet.enrol(&id, 0, &mut rng),
+                    auth: Arc::new(fleet.node_auth(&id, 0)),
+                    // NTP keeps wall clocks within a second or two; the monotonic clocks above
+                    // drift far more.
+                    wall_skew_ms: rng.random_range(-2_000..=2_000),
+                };
+                Node::new(i, offset, drift, identity)
             })
             .collect();
         let clients = (0..cfg.actors).map(Client::new).collect();
@@ -259,6 +287,7 @@ impl World {
             events: BTreeMap::new(),
             next_event: 0,
             cp,
+            fleet,
             nodes,
             clients,
             net: Net::default(),
@@ -424,11 +453,42 @@ impl World {
     /// The control plane answers a node's request with the real registry, its clock set to now.
     fn control_plane(&mut self, from: Addr, msg: Msg) {
         let Addr::Node(i, _) = from else { return };
-        let Some(registry) = &self.cp.registry else {
+        if self.cp.registry.is_none() {
             return;
-        };
+        }
         self.cp.clock.set(START_VERSION + self.now);
         let node_id = self.nodes[i].id.clone();
+        // Who sent it is what its signature proves, never what the address says.
+        if let Msg::Cp { req, request, auth } = &msg {
+            let covered = net::cp_covered(&node_id, request);
+            let checked =
+                auth.check_at_control_plane(&covered, &self.cp.verifier, &self.fleet, &node_id, self.now);
+            match (checked, *req >= IMPOSTOR_REQ) {
+                (Ok(()), true) => {
+                    self.violation(&format!("an impostor's request as {node_id} was accepted"));
+                    return;
+                }
+                (Ok(()), false) => {}
+                (Err(e), impostor) => {
+                    self.trace(&format!("control plane refused a request as {node_id}: {e}"));
+                    let kind = if impostor {
+                        "impostor refused by the control plane"
+                    } else {
+                        "node request refused by the control plane"
+                    };
+                    *self.report.refusals.entry(kind).or_default() += 1;
+                    if !impostor {
+                        let reply = Msg::CpReply {
+                            req: *req,
+                            result: Err(net::auth_refusal(&e)),
+                        };
+                        self.send(Addr::ControlPlane, from, reply);
+                    }
+                    return;
+                }
+            }
+        }
+        let registry = self.cp.registry.as_ref().expect("checked above");
         if let Some(reply) = net::serve(registry, &node_id, msg) {
             self.send(Addr::ControlPlane, from, reply);
         }
@@ -482,7 +542,7 @@ impl World {
             }
             Fault::StartControlPlane => {
                 self.trace("control plane starts");
-                self.cp.start();
+                self.cp.start(self.now);
             }
         }
     }
@@ -494,7 +554,7 @@ impl World {
             rng.random_range(lo.min(room - 1)..hi.min(room))
         };
         let i = self.rng.random_range(0..self.nodes.len());
-        let kind = self.rng.random_range(0..6);
+        let kind = self.rng.random_range(0..7);
         let n = &self.nodes[i];
         let name = match kind {
             0 if n.up && !n.paused => {
@@ -537,6 +597,24 @@ impl World {
                 let slow = lasting(&mut self.rng, 500 * MS, 4 * SECOND);
                 self.net.slow_until = self.now + slow;
                 "slow network (long delays, reordering)"
+            }
+            6 => {
+                // A process that is not node i (its certificate is self-made) registers as i,
+                // which would start a new epoch and fence i's activations off.
+                let impostor = identity::impostor(&self.nodes[i].id, self.now, &mut self.rng);
+                let request = net::CpRequest::Register;
+                let covered = net::cp_covered(&self.nodes[i].id, &request);
+                let auth = identity::sign(
+                    &impostor,
+                    latchkey_caps::node::CONTROL_PLANE_AUDIENCE,
+                    &covered,
+                    identity::wall_ms(self.now),
+                    &mut self.rng,
+                );
+                let req = IMPOSTOR_REQ + self.report.events;
+                let from = Addr::Node(i, self.nodes[i].incarnation);
+                self.send(from, Addr::ControlPlane, Msg::Cp { req, request, auth });
+                "an impostor registers as a node"
             }
             _ => return,
         };

@@ -12,6 +12,7 @@ use latchkey_wire::node::{
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 
+use super::identity::{Signed, covered};
 use super::{ACTOR_TYPE, MS, Micros, SECOND};
 
 /// Where a message goes. A node's address names its incarnation: a message for an earlier
@@ -86,8 +87,12 @@ pub(crate) struct CpError {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Msg {
-    /// Node → control plane.
-    Cp { req: u64, request: CpRequest },
+    /// Node → control plane, signed by the node.
+    Cp {
+        req: u64,
+        request: CpRequest,
+        auth: Signed,
+    },
     /// Control plane → node.
     CpReply {
         req: u64,
@@ -95,8 +100,13 @@ pub(crate) enum Msg {
     },
     /// Client → node.
     Call { call: u64, actor: usize, op: Op },
-    /// Node → node: a call forwarded to the actor's owner.
-    Forward { fwd: u64, actor: usize, op: Op },
+    /// Node → node: a call forwarded to the actor's owner, signed by the forwarding node.
+    Forward {
+        fwd: u64,
+        actor: usize,
+        op: Op,
+        auth: Signed,
+    },
     /// Owner → forwarding node.
     ForwardReply {
         fwd: u64,
@@ -163,6 +173,19 @@ pub(crate) fn write(value: u64) -> latchkey_wire::node::StateWrite {
     latchkey_wire::node::StateWrite::Put(VALUE_KEY.to_vec(), value.to_be_bytes().to_vec())
 }
 
+/// A refused signature as the control plane answers it.
+pub(crate) fn auth_refusal(e: &latchkey_caps::node::NodeAuthError) -> CpError {
+    CpError {
+        code: if e.is_retryable() {
+            ErrorCode::Unavailable
+        } else {
+            ErrorCode::Unauthenticated
+        },
+        retryable: e.is_retryable(),
+        message: format!("node authentication failed: {e}"),
+    }
+}
+
 fn cp_error(e: &RegistryError) -> CpError {
     CpError {
         code: e.code(),
@@ -171,9 +194,19 @@ fn cp_error(e: &RegistryError) -> CpError {
     }
 }
 
+/// What a node's signature on a request to the control plane covers.
+pub(crate) fn cp_covered(node_id: &str, request: &CpRequest) -> (String, Vec<u8>) {
+    covered(format!("/v1/nodes/{node_id}/request"), request)
+}
+
+/// What a node's signature on a forwarded call covers.
+pub(crate) fn forward_covered(actor: usize, op: &Op) -> (String, Vec<u8>) {
+    covered(format!("/v1/actors/{}/{actor}", super::ACTOR_TYPE), op)
+}
+
 /// Answers a node's request with the registry (`None` for messages that are not requests).
 pub(crate) fn serve(registry: &Registry, node_id: &str, msg: Msg) -> Option<Msg> {
-    let Msg::Cp { req, request } = msg else {
+    let Msg::Cp { req, request, .. } = msg else {
         return None;
     };
     let result = match request {

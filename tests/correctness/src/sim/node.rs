@@ -8,6 +8,11 @@
 //! real activation task drains its mailbox); each call checks the lease before it runs.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use latchkey_caps::node::{CONTROL_PLANE_AUDIENCE, node_audience};
+use latchkey_edge_node::auth::Auth;
+use latchkey_wire::identity::NodeCredentials;
 
 use latchkey_edge_node::lease::{LeaseState, renew};
 use latchkey_edge_node::protocol::{Placed, placed};
@@ -15,7 +20,10 @@ use latchkey_wire::ErrorCode;
 use latchkey_wire::node::{Activation, CommitRequest};
 
 use super::client::key;
-use super::net::{Addr, CpAnswer, CpError, CpRequest, Failure, Msg, Op};
+use super::identity;
+use super::net::{
+    Addr, CpAnswer, CpError, CpRequest, Failure, Msg, Op, cp_covered, forward_covered,
+};
 use super::{Event, MS, Micros, SECOND, SETTINGS, World};
 
 /// A call's deadline at the node that took it.
@@ -121,8 +129,24 @@ pub(super) struct Act {
     pub(super) listed: bool,
 }
 
+/// A node's identity: its key and certificate (kept across crashes, like its key file), the
+/// real node's token and signature checks (whose memory does not survive a crash), and how far
+/// its wall clock is off.
+#[derive(Clone)]
+pub(crate) struct Identity {
+    pub(crate) credentials: Arc<NodeCredentials>,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) wall_skew_ms: i64,
+}
+
+/// The id of node `index`.
+pub(crate) fn node_id(index: usize) -> String {
+    format!("n{index}")
+}
+
 pub(crate) struct Node {
     pub(crate) id: String,
+    pub(crate) identity: Identity,
     pub(crate) up: bool,
     pub(crate) paused: bool,
     pub(crate) incarnation: u32,
@@ -146,9 +170,10 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(index: usize, clock_offset: u64, drift_ppm: i64) -> Node {
+    pub(crate) fn new(index: usize, clock_offset: u64, drift_ppm: i64, identity: Identity) -> Node {
         Node {
-            id: format!("n{index}"),
+            id: node_id(index),
+            identity,
             up: true,
             paused: false,
             incarnation: 0,
@@ -172,6 +197,12 @@ impl Node {
     pub(super) fn local(&self, now: Micros) -> u64 {
         let drift = now as i128 * self.drift_ppm as i128 / 1_000_000;
         (self.clock_offset as i128 + now as i128 + drift) as u64
+    }
+
+    /// The node's wall clock at simulated time `now`, in Unix milliseconds (what it stamps its
+    /// signatures with).
+    pub(super) fn wall_ms(&self, now: Micros) -> u64 {
+        identity::wall_ms(now).saturating_add_signed(self.identity.wall_skew_ms)
     }
 
     pub(super) fn valid_epoch(&self, now: Micros) -> Option<u64> {
@@ -255,7 +286,15 @@ pub(super) fn to_cp(
 ) -> bool {
     let req = w.nodes[i].id();
     let me = w.nodes[i].me(i);
-    if !w.send(me, Addr::ControlPlane, Msg::Cp { req, request }) {
+    let covered = cp_covered(&w.nodes[i].id, &request);
+    let auth = identity::sign(
+        &w.nodes[i].identity.credentials,
+        CONTROL_PLANE_AUDIENCE,
+        &covered,
+        w.nodes[i].wall_ms(w.now),
+        &mut w.rng,
+    );
+    if !w.send(me, Addr::ControlPlane, Msg::Cp { req, request, auth }) {
         return false;
     }
     w.nodes[i].pending.insert(req, pending);
@@ -265,9 +304,11 @@ pub(super) fn to_cp(
 
 pub(crate) fn crash(w: &mut World, i: usize) {
     w.trace(&format!("crash n{i}"));
+    let mut identity = w.nodes[i].identity.clone();
+    identity.auth = Arc::new(w.fleet.node_auth(&w.nodes[i].id, w.now));
     let n = &mut w.nodes[i];
     let (offset, drift, incarnation) = (n.clock_offset, n.drift_ppm, n.incarnation);
-    *n = Node::new(i, offset, drift);
+    *n = Node::new(i, offset, drift, identity);
     n.up = false;
     n.incarnation = incarnation + 1;
 }
@@ -361,10 +402,35 @@ pub(crate) fn on_message(w: &mut World, i: usize, from: Addr, msg: Msg) {
         Msg::Call { call, actor, op } => {
             take_call(w, i, Origin::Client { actor, call }, actor, op, false);
         }
-        Msg::Forward { fwd, actor, op } => {
+        Msg::Forward {
+            fwd,
+            actor,
+            op,
+            auth,
+        } => {
             let Addr::Node(node, incarnation) = from else {
                 return;
             };
+            let sender = w.nodes[node].id.clone();
+            let wall = w.nodes[i].wall_ms(w.now);
+            let checked = auth.check_at_node(
+                &forward_covered(actor, &op),
+                &w.nodes[i].identity.auth,
+                &sender,
+                wall,
+            );
+            if let Err(e) = checked {
+                w.trace(&format!("n{i} refused a call forwarded by {sender}: {e}"));
+                *w.report.refusals.entry("forwarded call refused by a node").or_default() += 1;
+                let code = if e.is_retryable() {
+                    ErrorCode::Unavailable
+                } else {
+                    ErrorCode::Unauthenticated
+                };
+                let result = Err(Failure::new(code, format!("node authentication failed: {e}")));
+                w.send(w.nodes[i].me(i), from, Msg::ForwardReply { fwd, result });
+                return;
+            }
             let origin = Origin::Forward {
                 node,
                 incarnation,
@@ -485,11 +551,20 @@ fn route(w: &mut World, i: usize, mut r: Routing) {
         {
             let fwd = n.id();
             n.calls.get_mut(&r.cid).expect("open").handed = true;
-            let (me, to) = (n.me(i), Addr::Node(owner, w.nodes[owner].incarnation));
+            let (me, wall) = (n.me(i), n.wall_ms(w.now));
+            let to = Addr::Node(owner, w.nodes[owner].incarnation);
+            let auth = identity::sign(
+                &w.nodes[i].identity.credentials,
+                &node_audience(&w.nodes[owner].id),
+                &forward_covered(r.actor, &r.op),
+                wall,
+                &mut w.rng,
+            );
             let msg = Msg::Forward {
                 fwd,
                 actor: r.actor,
                 op: r.op,
+                auth,
             };
             if w.send(me, to, msg) {
                 w.nodes[i].pending.insert(fwd, Pending::Forward(r));

@@ -277,11 +277,21 @@ fn a_request_signed_before_the_recipient_started_is_refused_retryably() {
     let (sig, digest) = sign(&f, "control-plane", "/p", b"", NOW_MS - 1000);
     let v = verifier("control-plane").started_at(NOW_MS - 500);
     let err = v
-        .verify(&presented(&cert, &sig, "/p", digest), &f.trusted, &NoRevocations, NOW_MS)
+        .verify(
+            &presented(&cert, &sig, "/p", digest),
+            &f.trusted,
+            &NoRevocations,
+            NOW_MS,
+        )
         .unwrap_err();
     assert!(matches!(err, NodeAuthError::BeforeStart { .. }), "{err}");
     assert!(err.is_retryable());
     let (sig, digest) = sign(&f, "control-plane", "/p", b"", NOW_MS);
-    v.verify(&presented(&cert, &sig, "/p", digest), &f.trusted, &NoRevocations, NOW_MS)
-        .unwrap();
+    v.verify(
+        &presented(&cert, &sig, "/p", digest),
+        &f.trusted,
+        &NoRevocations,
+        NOW_MS,
+    )
+    .unwrap();
 }

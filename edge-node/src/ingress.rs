@@ -146,6 +146,7 @@ struct Forwarded {
 
 /// Verifies the forwarding node's signature and certificate, from the headers alone.
 fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, NodeAuthError> {
+    identity::check_single(|name| req.headers().get_all(name).iter().count())?;
     let need = |name: &'static str| header_str(req, name).ok_or(NodeAuthError::Missing(name));
     let certificate = need(CERTIFICATE)?;
     let signature = need(SIGNATURE)?;
@@ -163,7 +164,9 @@ fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, Nod
         header_str(req, FORWARDED_BY),
     )?;
     Ok(Forwarded {
-        presenter: header_str(req, PRESENTER).map(str::to_owned),
+        presenter: header_str(req, PRESENTER)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
         deadline_ms: header_str(req, DEADLINE_MS).and_then(|m| m.parse().ok()),
         digest,
     })

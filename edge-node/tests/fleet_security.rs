@@ -22,9 +22,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 async fn counter_cluster(nodes: usize) -> (Cluster, String) {
     let cluster = Cluster::start(nodes, |_| {}).await;
-    cluster
-        .deploy("counter", latchkey_examples::COUNTER)
-        .await;
+    cluster.deploy("counter", latchkey_examples::COUNTER).await;
     let token = cluster.invoke_token("counter").await;
     (cluster, token)
 }
@@ -100,13 +98,22 @@ async fn a_token_for_an_actor_or_a_node_is_no_client_token() {
         .await
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::Forbidden, "{audience}");
-        assert!(e.message.contains("may only be presented by"), "{}", e.message);
+        assert!(
+            e.message.contains("may only be presented by"),
+            "{}",
+            e.message
+        );
     }
 }
 
 /// The headers a node `spy` (enrolled for real) sends to forward `inc` on `counter/k` to
 /// node `to`, vouching for `presenter`.
-fn forwarded(spy: &NodeCredentials, to: &str, token: &str, presenter: &str) -> Vec<(&'static str, String)> {
+fn forwarded(
+    spy: &NodeCredentials,
+    to: &str,
+    token: &str,
+    presenter: &str,
+) -> Vec<(&'static str, String)> {
     let authorization = format!("Bearer {token}");
     let bound = [
         (identity::BOUND[0], authorization.as_bytes()),
@@ -142,13 +149,21 @@ fn forwarded(spy: &NodeCredentials, to: &str, token: &str, presenter: &str) -> V
 async fn a_captured_forwarded_call_is_good_once_and_only_for_its_owner() {
     let (cluster, token) = counter_cluster(2).await;
     let spy = Arc::new(NodeCredentials::new("spy", NodeKey::generate()));
-    let enrolment = cluster.admin.enrolment_token("spy", None).await.unwrap().token;
+    let enrolment = cluster
+        .admin
+        .enrolment_token("spy", None)
+        .await
+        .unwrap()
+        .token;
     let answer = cluster.admin.enrol(&spy, &enrolment).await.unwrap();
     spy.set_certificate(NodeCertificate::from_text(&answer.certificate).unwrap());
     let path = "/v1/actors/counter/k/inc";
     let captured = forwarded(&spy, "node-0", &token, "");
     let (status, m) = post(&cluster.node_url(0), path, &captured, b"null".to_vec()).await;
-    assert_ne!(status, 401, "a node's signed call passes node authentication: {m}");
+    assert_ne!(
+        status, 401,
+        "a node's signed call passes node authentication: {m}"
+    );
 
     let (status, m) = post(&cluster.node_url(0), path, &captured, b"null".to_vec()).await;
     assert_eq!(status, 401);
@@ -159,17 +174,34 @@ async fn a_captured_forwarded_call_is_good_once_and_only_for_its_owner() {
     assert_eq!(status, 401);
     assert!(m.contains("another recipient"), "{m}");
 
-    // A presenter slipped into a captured call breaks its signature.
-    let mut altered = forwarded(&spy, "node-0", &token, "");
-    altered.push((identity::PRESENTER, "actor:counter/admin".to_owned()));
+    // A presenter changed in a captured call breaks its signature; a second one is refused.
+    let mut altered = forwarded(&spy, "node-0", &token, "actor:counter/k");
+    for (name, value) in &mut altered {
+        if *name == identity::PRESENTER {
+            *value = "actor:counter/admin".to_owned();
+        }
+    }
     let (status, m) = post(&cluster.node_url(0), path, &altered, b"null".to_vec()).await;
     assert_eq!(status, 401);
     assert!(m.contains("does not verify"), "{m}");
+    let mut doubled = forwarded(&spy, "node-0", &token, "actor:counter/k");
+    doubled.push((identity::PRESENTER, "actor:counter/admin".to_owned()));
+    let (status, m) = post(&cluster.node_url(0), path, &doubled, b"null".to_vec()).await;
+    assert_eq!(status, 401);
+    assert!(m.contains("appears more than once"), "{m}");
 
     // Forwarding between the real nodes still works: a call through node-1 reaches the
     // instance node-0 holds (or the reverse), counting on from where it was.
-    let a = json(cluster.call(0, &token, "counter", "shared", "inc", "null").await);
-    let b = json(cluster.call(1, &token, "counter", "shared", "inc", "null").await);
+    let a = json(
+        cluster
+            .call(0, &token, "counter", "shared", "inc", "null")
+            .await,
+    );
+    let b = json(
+        cluster
+            .call(1, &token, "counter", "shared", "inc", "null")
+            .await,
+    );
     assert_eq!((a, b), (serde_json::json!(1), serde_json::json!(2)));
 }
 

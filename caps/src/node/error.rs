@@ -69,7 +69,9 @@ pub enum NodeAuthError {
     },
     /// The request was signed before the recipient started: its nonce may have been seen by
     /// the recipient's previous run. A freshly signed request passes.
-    #[error("signed request is from {timestamp_ms} ms, before this recipient started ({started_ms} ms): a replay cannot be ruled out; sign it again")]
+    #[error(
+        "signed request is from {timestamp_ms} ms, before this recipient started ({started_ms} ms): a replay cannot be ruled out; sign it again"
+    )]
     BeforeStart {
         /// The request's time.
         timestamp_ms: u64,

@@ -82,6 +82,7 @@ pub(super) fn authenticate<B>(
     node_id: &str,
 ) -> Result<Signed, ApiError> {
     let check = || -> Result<Signed, NodeAuthError> {
+        identity::check_single(|name| req.headers().get_all(name).iter().count())?;
         let certificate = header(req, CERTIFICATE)?;
         let signature = header(req, SIGNATURE)?;
         let digest = identity::parse_content_digest(header(req, CONTENT_SHA256)?)?;
@@ -104,6 +105,8 @@ pub(super) async fn enrol(
     node_id: &str,
 ) -> Result<Reply, ApiError> {
     let audience = enrolment_audience(node_id);
+    identity::check_single(|name| req.headers().get_all(name).iter().count())
+        .map_err(|e| node_auth_error(&e))?;
     let token = bearer(&req)?;
     let access = Access::new(Rights::NODE).presented_by(&audience);
     let verified = cp

@@ -37,6 +37,28 @@ pub fn bound_values<'a>(get: impl Fn(&str) -> Option<&'a [u8]>) -> [(&'static st
     BOUND.map(|name| (name, get(name).unwrap_or_default()))
 }
 
+/// Every header a signed node request relies on: the node's own and the bound ones.
+pub const SIGNED_HEADERS: [&str; 7] = [
+    CERTIFICATE,
+    SIGNATURE,
+    CONTENT_SHA256,
+    FORWARDED_BY,
+    "authorization",
+    PRESENTER,
+    DEADLINE_MS,
+];
+
+/// Refuses a request that repeats one of the [`SIGNED_HEADERS`] (`count` says how often a
+/// header appears): the signature covers one value, and a second could be read instead.
+pub fn check_single(count: impl Fn(&str) -> usize) -> Result<(), NodeAuthError> {
+    match SIGNED_HEADERS.iter().find(|name| count(name) > 1) {
+        Some(name) => Err(NodeAuthError::Malformed(format!(
+            "`{name}` appears more than once"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Parses the [`CONTENT_SHA256`] header.
 pub fn parse_content_digest(text: &str) -> Result<[u8; 32], NodeAuthError> {
     let mut digest = [0u8; 32];

@@ -461,8 +461,13 @@ impl World {
         // Who sent it is what its signature proves, never what the address says.
         if let Msg::Cp { req, request, auth } = &msg {
             let covered = net::cp_covered(&node_id, request);
-            let checked =
-                auth.check_at_control_plane(&covered, &self.cp.verifier, &self.fleet, &node_id, self.now);
+            let checked = auth.check_at_control_plane(
+                &covered,
+                &self.cp.verifier,
+                &self.fleet,
+                &node_id,
+                self.now,
+            );
             match (checked, *req >= IMPOSTOR_REQ) {
                 (Ok(()), true) => {
                     self.violation(&format!("an impostor's request as {node_id} was accepted"));
@@ -470,7 +475,9 @@ impl World {
                 }
                 (Ok(()), false) => {}
                 (Err(e), impostor) => {
-                    self.trace(&format!("control plane refused a request as {node_id}: {e}"));
+                    self.trace(&format!(
+                        "control plane refused a request as {node_id}: {e}"
+                    ));
                     let kind = if impostor {
                         "impostor refused by the control plane"
                     } else {

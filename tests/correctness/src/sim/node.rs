@@ -421,13 +421,19 @@ pub(crate) fn on_message(w: &mut World, i: usize, from: Addr, msg: Msg) {
             );
             if let Err(e) = checked {
                 w.trace(&format!("n{i} refused a call forwarded by {sender}: {e}"));
-                *w.report.refusals.entry("forwarded call refused by a node").or_default() += 1;
+                *w.report
+                    .refusals
+                    .entry("forwarded call refused by a node")
+                    .or_default() += 1;
                 let code = if e.is_retryable() {
                     ErrorCode::Unavailable
                 } else {
                     ErrorCode::Unauthenticated
                 };
-                let result = Err(Failure::new(code, format!("node authentication failed: {e}")));
+                let result = Err(Failure::new(
+                    code,
+                    format!("node authentication failed: {e}"),
+                ));
                 w.send(w.nodes[i].me(i), from, Msg::ForwardReply { fwd, result });
                 return;
             }

@@ -130,7 +130,7 @@ variable "fdb_clients_version" {
 }
 
 variable "enrolment_token_secret_arn" {
-  description = "Full ARN of the Secrets Manager secret (any region) holding the enrolment token (a token with the admin right today) the nodes use once to obtain their node token."
+  description = "Full ARN of the Secrets Manager secret (any region) holding an unrestricted admin token the nodes use once, at first boot, to obtain their single-use enrolment capability."
   type        = string
 
   validation {

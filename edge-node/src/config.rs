@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use latchkey_wire::server::{ListenerArgs, ServerOptions};
+
 use crate::runtime::RuntimeConfig;
 
 /// How to run an edge node.
@@ -15,10 +17,16 @@ pub struct NodeConfig {
     pub region: String,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Address other nodes forward calls to (default: the bound listen address).
+    /// Address other nodes forward calls to: `host:port` (plain HTTP) or `https://host:port`
+    /// (default: the bound listen address, with `https://` when serving TLS).
     pub advertise: Option<String>,
-    /// Control plane base URL, e.g. `http://10.0.0.1:7070`.
+    /// Control plane base URL, e.g. `http://10.0.0.1:7070` or `https://…`.
     pub control_plane: String,
+    /// CA certificates (PEM) trusted for `https://` to the control plane and other nodes
+    /// (default: the platform's store).
+    pub ca_file: Option<PathBuf>,
+    /// The listener's limits and TLS (public ingress and forwarded calls alike).
+    pub server: ServerOptions,
     /// This node's capability (audience `node:{node_id}`).
     pub node_token: String,
     /// wasmtime limits and the compiled-module cache.
@@ -46,6 +54,8 @@ impl NodeConfig {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             advertise: None,
             control_plane: control_plane.to_owned(),
+            ca_file: None,
+            server: ServerOptions::default(),
             node_token: node_token.to_owned(),
             runtime: RuntimeConfig::default(),
             call_timeout: Duration::from_secs(30),
@@ -70,7 +80,8 @@ pub struct NodeArgs {
     /// Address to listen on.
     #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Address other nodes forward calls to (default: the listen address).
+    /// Address other nodes forward calls to: `host:port`, or `https://host:port` when serving
+    /// TLS (default: the listen address, with `https://` when serving TLS).
     #[arg(long, env = "LATCHKEY_ADVERTISE")]
     pub advertise: Option<String>,
     /// Control plane base URL.
@@ -80,6 +91,13 @@ pub struct NodeArgs {
         default_value = "http://127.0.0.1:7070"
     )]
     pub control_plane: String,
+    /// CA certificates (PEM) to trust for https:// to the control plane and to other nodes
+    /// (default: the platform's trust store).
+    #[arg(long, env = "LATCHKEY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// TLS (public ingress and node-to-node calls share the one listener) and its limits.
+    #[command(flatten)]
+    pub listener: ListenerArgs,
     /// This node's capability (from `latchkey node-token`, or `POST /v1/nodes/{id}/token`).
     #[arg(long, env = "LATCHKEY_NODE_TOKEN", hide_env_values = true)]
     pub node_token: Option<String>,
@@ -134,6 +152,11 @@ impl NodeArgs {
         config.region = self.region;
         config.listen = self.listen;
         config.advertise = self.advertise;
+        config.ca_file = self.ca_file;
+        config.server = self
+            .listener
+            .options()
+            .map_err(|e| anyhow::anyhow!("loading the TLS certificate and key: {e}"))?;
         config.runtime.memory_limit = self.memory_limit_mb << 20;
         config.runtime.cpu_limit = Duration::from_millis(self.cpu_limit_ms);
         config.runtime.cache_dir = Some(self.data_dir.join("compiled"));

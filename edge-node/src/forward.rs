@@ -1,4 +1,5 @@
-//! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections.
+//! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections
+//! (HTTPS to a node whose advertised address is `https://host:port`).
 //! The original token travels with the call (the owner checks it again); the forwarding node
 //! proves it is a node with its own node capability, which lets the owner trust the presenter
 //! it names.
@@ -9,9 +10,9 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use latchkey_wire::ApiError;
+use latchkey_wire::tls::{Connector, Trust};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::CallError;
@@ -30,14 +31,23 @@ pub(crate) const DEADLINE_MS: &str = "x-latchkey-deadline-ms";
 
 /// Keep-alive connections to other nodes.
 pub(crate) struct Forwarder {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
+}
+
+/// The base URL of a node's advertised address: as it is with a scheme (`https://…`), else
+/// plain HTTP.
+fn base_url(address: &str) -> std::borrow::Cow<'_, str> {
+    if address.contains("://") {
+        address.trim_end_matches('/').into()
+    } else {
+        format!("http://{address}").into()
+    }
 }
 
 impl Forwarder {
-    pub(crate) fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    /// `trust`: the CA certificates peers serving HTTPS are checked against.
+    pub(crate) fn new(trust: &Trust) -> Self {
+        let connector = trust.connector(Duration::from_secs(2));
         Forwarder {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
@@ -56,8 +66,8 @@ impl Forwarder {
     ) -> Result<Bytes, CallError> {
         let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         let url = format!(
-            "http://{}/v1/actors/{}/{}/{}",
-            remote.address,
+            "{}/v1/actors/{}/{}/{}",
+            base_url(&remote.address),
             segment(&call.actor_type),
             segment(&call.key),
             segment(&call.method)

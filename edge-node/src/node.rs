@@ -15,6 +15,7 @@ use latchkey_wire::admin::{DeploymentInfo, OutcomeCounts};
 use latchkey_wire::client::Client;
 use latchkey_wire::lease::LeaseSettings;
 use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest, VersionOutcomes};
+use latchkey_wire::tls::Trust;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -162,15 +163,21 @@ impl EdgeNode {
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         if config.advertise.is_none() {
-            config.advertise = Some(address.to_string());
+            config.advertise = Some(match config.server.tls {
+                Some(_) => format!("https://{address}"),
+                None => address.to_string(),
+            });
         }
+        // The CA file if given, else the platform's store: for the control plane and for peers.
+        let trust =
+            Trust::ca_file_or_platform(config.ca_file.as_deref()).context("loading the CA file")?;
         let mut runtime_config = config.runtime.clone();
         runtime_config.max_instances = runtime_config
             .max_instances
             .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
         let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
         let (ready, _) = watch::channel(Readiness::default());
-        let cp = Client::new(&config.control_plane, &config.node_token);
+        let cp = Client::with_trust(&config.control_plane, &config.node_token, &trust);
         let (tail, tail_outgoing) = Tail::new();
         let inner = Arc::new(NodeInner {
             committer: crate::committer::Committer::new(
@@ -186,7 +193,7 @@ impl EdgeNode {
                 config.max_activations,
                 NonZeroUsize::new(100_000).expect("nonzero"),
             ),
-            forwarder: Forwarder::new(),
+            forwarder: Forwarder::new(&trust),
             deployments: RwLock::new(HashMap::new()),
             ready,
             live_instances: Arc::default(),

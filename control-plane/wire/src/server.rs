@@ -6,7 +6,8 @@
 //!   costing memory;
 //! - accept errors (out of file descriptors, …) back off exponentially (5 ms doubling to 1 s,
 //!   reset by the next success), logged once per burst;
-//! - TLS (rustls) when configured; the handshake must finish within the header read timeout;
+//! - TLS (rustls) when configured; the handshake and the first request's head must both be in
+//!   within the header read timeout of the accept;
 //! - per connection, a watchdog: a request head must arrive whole within
 //!   [`ServerLimits::header_read_timeout`] of its first byte (of the accept, for a connection's
 //!   first request), and a keep-alive connection with no request in flight is closed after
@@ -45,7 +46,7 @@ use crate::{ApiError, ErrorCode};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Longest a request head (request line and headers) may take to arrive, from its first
-    /// byte (from the accept, for a connection's first request; the TLS handshake too).
+    /// byte (from the accept, for a connection's first request, TLS handshake included).
     pub header_read_timeout: Duration,
     /// Longest a request body may take to arrive, whole (applied by [`read_body`]).
     pub body_read_timeout: Duration,
@@ -249,6 +250,7 @@ pub async fn serve<H, F, B>(
                 }
             }
         };
+        let accepted_at = Instant::now();
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let handler = handler.clone();
@@ -257,12 +259,14 @@ pub async fn serve<H, F, B>(
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => connection(stream, watcher, handler, limits).await,
+                None => connection(stream, accepted_at, watcher, handler, limits).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                     match handshake.await {
-                        Ok(Ok(stream)) => connection(stream, watcher, handler, limits).await,
+                        Ok(Ok(stream)) => {
+                            connection(stream, accepted_at, watcher, handler, limits).await;
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -311,6 +315,7 @@ impl Backoff {
 /// Serves one connection until it ends, its watchdog closes it, or shutdown ends it.
 async fn connection<I, H, F, B>(
     io: I,
+    accepted_at: Instant,
     watcher: hyper_util::server::graceful::Watcher,
     handler: H,
     limits: ServerLimits,
@@ -322,7 +327,7 @@ async fn connection<I, H, F, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(accepted_at));
     let io = Watched {
         io,
         activity: Arc::clone(&activity),
@@ -358,7 +363,7 @@ async fn connection<I, H, F, B>(
 const NONE: u64 = u64::MAX;
 
 /// What a connection is doing, for its watchdog: requests in flight, when it last became idle,
-/// when the next request's head started to arrive (milliseconds since `epoch`).
+/// when the next request's head started to arrive (milliseconds since `epoch`, the accept).
 struct Activity {
     epoch: Instant,
     in_flight: AtomicUsize,
@@ -368,9 +373,9 @@ struct Activity {
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(accepted_at: Instant) -> Self {
         Activity {
-            epoch: Instant::now(),
+            epoch: accepted_at,
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             // The first request's head is due from the start.

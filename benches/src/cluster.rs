@@ -9,6 +9,12 @@ use latchkey_edge_node::{EdgeNode, NodeConfig, NodeInner};
 use latchkey_store::{CommitMode, EmbeddedStore, EngineOptions, MemoryStore, Store};
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::Client;
+use latchkey_wire::server::ServerOptions;
+use latchkey_wire::tls::{DevCerts, ServerTls, Trust, dev_certs};
+
+fn server_tls(certs: &DevCerts) -> ServerTls {
+    ServerTls::from_pem_files(&certs.cert, &certs.key).expect("the dev certificate")
+}
 
 /// Which store the control plane runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +34,8 @@ pub(crate) struct Options {
     pub(crate) capacity: u32,
     /// Commits per request to the control plane (1: one request, one transaction per call).
     pub(crate) max_commit_batch: usize,
+    /// Both listeners serve HTTPS (a throwaway CA; the node trusts it).
+    pub(crate) tls: bool,
 }
 
 impl Default for Options {
@@ -39,6 +47,7 @@ impl Default for Options {
             // (the pools map ~2 regions per slot up front, each activation ~3 more).
             capacity: 11_000,
             max_commit_batch: NodeConfig::new("", "", "").max_commit_batch,
+            tls: false,
         }
     }
 }
@@ -46,6 +55,8 @@ impl Default for Options {
 /// A control plane serving on loopback, with the counter deployed.
 pub(crate) struct ControlPlaneHandle {
     pub(crate) url: String,
+    /// With `tls`: the certificates both listeners serve, and the CA clients trust.
+    pub(crate) tls: Option<DevCerts>,
     pub(crate) admin: Client,
     /// Invokes any counter.
     pub(crate) token: String,
@@ -76,13 +87,30 @@ impl ControlPlaneHandle {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(latchkey_control_plane::api::serve(
+        let tls = options
+            .tls
+            .then(|| dev_certs(&dir.path().join("tls")).expect("dev certificates"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("address"));
+        let server = ServerOptions {
+            tls: tls.as_ref().map(server_tls),
+            ..ServerOptions::default()
+        };
+        tokio::spawn(latchkey_control_plane::api::serve_with(
             opened.control_plane,
             listener,
+            server,
             std::future::pending(),
         ));
-        let admin = Client::new(&url, &opened.new_admin_token.expect("a new admin token"));
+        let admin_token = opened.new_admin_token.expect("a new admin token");
+        let admin = match &tls {
+            Some(certs) => Client::with_trust(
+                &url,
+                &admin_token,
+                &Trust::ca_file(&certs.ca).expect("the CA"),
+            ),
+            None => Client::new(&url, &admin_token),
+        };
         let counter = admin
             .upload_module(latchkey_examples::COUNTER.to_vec())
             .await
@@ -103,6 +131,7 @@ impl ControlPlaneHandle {
             .token;
         ControlPlaneHandle {
             url,
+            tls,
             admin,
             token,
             dir,
@@ -126,8 +155,13 @@ pub(crate) async fn start_node(
     capacity: u32,
     max_commit_batch: usize,
     cache_dir: std::path::PathBuf,
+    tls: Option<&DevCerts>,
 ) -> EdgeNode {
     let mut config = NodeConfig::new("bench", url, node_token);
+    if let Some(certs) = tls {
+        config.ca_file = Some(certs.ca.clone());
+        config.server.tls = Some(server_tls(certs));
+    }
     config.max_commit_batch = max_commit_batch;
     config.runtime.cache_dir = Some(cache_dir);
     config.runtime.max_instances = capacity;
@@ -157,6 +191,7 @@ impl Cluster {
             options.capacity,
             options.max_commit_batch,
             cp.dir.path().join("compiled"),
+            cp.tls.as_ref(),
         )
         .await;
         Cluster {
@@ -173,6 +208,16 @@ impl Cluster {
             "the floor is the running node's own request"
         );
         self.node.inner().control_plane_client()
+    }
+
+    /// The node's base URL (`https://` with `tls`).
+    pub(crate) fn node_url(&self) -> String {
+        let scheme = if self._control_plane.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.node.address())
     }
 
     pub(crate) fn inner(&self) -> &Arc<NodeInner> {

@@ -1,7 +1,9 @@
 //! Group `http`: the counter's `get` and `inc` over HTTP with a capability token on every request
 //! (cached after the first check), keep-alive, 64 connections, load from `wrk` (Debian package
 //! `wrk`) as a separate process. The floor is a bare hyper server answering the same requests
-//! with a constant, on the same runtime, under the same `wrk` command.
+//! with a constant, on the same runtime, under the same `wrk` command. Then the same two over
+//! HTTPS (both listeners on TLS, rustls with ring; wrk's connections are kept alive, so this is
+//! the cost of encrypting requests and answers, not of handshakes), next to the plain figures.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,14 +25,8 @@ const TARGET: f64 = 150_000.0;
 
 pub(crate) async fn end_to_end(table: &mut Table) {
     let floor_url = bare_hyper().await;
-    let cluster = Cluster::start(Options::default()).await;
-    let node = cluster.inner();
-    for k in 0..1000 {
-        node.call(call(&cluster.token, format!("w{k}"), "get"))
-            .await
-            .expect("activation");
-    }
-    let url = format!("http://{}", cluster.node.address());
+    let cluster = warm_cluster(false).await;
+    let url = cluster.node_url();
     let token = cluster.token.clone();
     // wrk blocks: run it off the runtime's workers.
     let floor = tokio::task::spawn_blocking({
@@ -43,14 +39,10 @@ pub(crate) async fn end_to_end(table: &mut Table) {
         Ok(f) => format!("{}/s (bare hyper, p99 {})", count(f.rate), micros(f.p99)),
         Err(e) => e.clone(),
     };
+    let mut plain = Vec::new();
     for method in ["get", "inc"] {
-        let result = tokio::task::spawn_blocking({
-            let (url, token) = (url.clone(), token.clone());
-            move || wrk(&url, &token, method)
-        })
-        .await
-        .expect("wrk task");
-        let row = match result {
+        let result = run_wrk(&url, &token, method).await;
+        let row = match &result {
             Ok(w) => {
                 let share = match &floor {
                     Ok(f) => format!(" ({:.0}% of bare hyper)", w.rate / f.rate * 100.0),
@@ -68,11 +60,62 @@ pub(crate) async fn end_to_end(table: &mut Table) {
                     row
                 }
             }
-            Err(e) => Row::new(format!("HTTP `{method}`"), e),
+            Err(e) => Row::new(format!("HTTP `{method}`"), e.clone()),
+        };
+        table.push(row);
+        plain.push(result.ok().map(|w| w.rate));
+    }
+    cluster.stop().await;
+
+    let cluster = warm_cluster(true).await;
+    let url = cluster.node_url();
+    let token = cluster.token.clone();
+    for (method, plain) in ["get", "inc"].into_iter().zip(plain) {
+        let row = match run_wrk(&url, &token, method).await {
+            Ok(w) => {
+                let (share, floor) = match plain {
+                    Some(p) => (
+                        format!(" ({:.0}% of plain HTTP)", w.rate / p * 100.0),
+                        format!("{}/s plain HTTP, same run", count(p)),
+                    ),
+                    None => (String::new(), String::new()),
+                };
+                Row::new(
+                    format!("HTTPS `{method}` (TLS on both listeners), 1,000 actors, wrk -t1 -c64"),
+                    format!("{}/s{share}{}", count(w.rate), w.errors),
+                )
+                .latency(w.p50, w.p99)
+                .floor(floor)
+            }
+            Err(e) => Row::new(format!("HTTPS `{method}`"), e),
         };
         table.push(row);
     }
     cluster.stop().await;
+}
+
+/// A cluster (over TLS or not) with 1,000 counters activated.
+async fn warm_cluster(tls: bool) -> Cluster {
+    let cluster = Cluster::start(Options {
+        tls,
+        ..Options::default()
+    })
+    .await;
+    let node = cluster.inner();
+    for k in 0..1000 {
+        node.call(call(&cluster.token, format!("w{k}"), "get"))
+            .await
+            .expect("activation");
+    }
+    cluster
+}
+
+/// [`wrk`] off the runtime's workers (it blocks).
+async fn run_wrk(url: &str, token: &str, method: &'static str) -> Result<Wrk, String> {
+    let (url, token) = (url.to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || wrk(&url, &token, method))
+        .await
+        .expect("wrk task")
 }
 
 struct Wrk {

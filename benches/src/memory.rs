@@ -161,6 +161,7 @@ pub(crate) fn child_main(args: &[String]) {
             capacity,
             batch,
             dir.path().join("compiled"),
+            None,
         )
         .await;
         let inner = node.inner();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use latchkey_store::{StoreSpec, VERSIONS_PER_SECOND};
+use latchkey_wire::server::ListenerArgs;
 
 use crate::{Config, ControlPlane};
 
@@ -36,6 +37,9 @@ pub struct ServeArgs {
     /// longer than this must be enrolled again).
     #[arg(long, default_value_t = 12 * 3600)]
     pub node_certificate_ttl_secs: u64,
+    /// TLS and the listener's limits.
+    #[command(flatten)]
+    pub listener: ListenerArgs,
 }
 
 impl ServeArgs {
@@ -57,6 +61,10 @@ impl ServeArgs {
 /// Opens the control plane the arguments describe and serves until `shutdown` completes.
 pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = args.config();
+    let options = args
+        .listener
+        .options()
+        .context("loading the TLS certificate and key")?;
     let store = config.store.to_string();
     let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
         .await?
@@ -71,9 +79,10 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, store = %store, "control plane listening");
+    let tls = options.tls.is_some();
+    tracing::info!(address = %listener.local_addr()?, store = %store, tls, "control plane listening");
     let maintenance = cp.spawn_maintenance();
-    crate::api::serve(cp, listener, shutdown).await;
+    crate::api::serve_with(cp, listener, options, shutdown).await;
     maintenance.abort();
     Ok(())
 }

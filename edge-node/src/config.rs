@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::identity::IdentityConfig;
+use latchkey_wire::server::{ListenerArgs, ServerOptions};
+
 use crate::runtime::RuntimeConfig;
 
 /// How to run an edge node.
@@ -16,12 +18,18 @@ pub struct NodeConfig {
     pub region: String,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Address other nodes forward calls to (default: the bound listen address).
+    /// Address other nodes forward calls to: `host:port` (plain HTTP) or `https://host:port`
+    /// (default: the bound listen address, with `https://` when serving TLS).
     pub advertise: Option<String>,
-    /// Control plane base URL, e.g. `http://10.0.0.1:7070`.
+    /// Control plane base URL, e.g. `http://10.0.0.1:7070` or `https://…`.
     pub control_plane: String,
     /// Where the node keeps its key and certificate, and how it enrols.
     pub identity: IdentityConfig,
+    /// CA certificates (PEM) trusted for `https://` to the control plane and other nodes
+    /// (default: the platform's store).
+    pub ca_file: Option<PathBuf>,
+    /// The listener's limits and TLS (public ingress and forwarded calls alike).
+    pub server: ServerOptions,
     /// wasmtime limits and the compiled-module cache.
     pub runtime: RuntimeConfig,
     /// Longest a call may take end to end.
@@ -52,6 +60,8 @@ impl NodeConfig {
                 dir: None,
                 enrolment_token: Some(enrolment_token.to_owned()).filter(|t| !t.is_empty()),
             },
+            ca_file: None,
+            server: ServerOptions::default(),
             runtime: RuntimeConfig::default(),
             call_timeout: Duration::from_secs(30),
             mailbox_size: 256,
@@ -75,7 +85,8 @@ pub struct NodeArgs {
     /// Address to listen on.
     #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Address other nodes forward calls to (default: the listen address).
+    /// Address other nodes forward calls to: `host:port`, or `https://host:port` when serving
+    /// TLS (default: the listen address, with `https://` when serving TLS).
     #[arg(long, env = "LATCHKEY_ADVERTISE")]
     pub advertise: Option<String>,
     /// Control plane base URL.
@@ -92,6 +103,13 @@ pub struct NodeArgs {
     /// File holding the enrolment capability.
     #[arg(long, env = "LATCHKEY_ENROLMENT_TOKEN_FILE")]
     pub enrolment_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) to trust for https:// to the control plane and to other nodes
+    /// (default: the platform's trust store).
+    #[arg(long, env = "LATCHKEY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// TLS (public ingress and node-to-node calls share the one listener) and its limits.
+    #[command(flatten)]
+    pub listener: ListenerArgs,
     /// Directory for the node's key and certificate (`identity/`, mode 0700) and the
     /// compiled-module cache.
     #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-node")]
@@ -149,6 +167,11 @@ impl NodeArgs {
         config.region = self.region;
         config.listen = self.listen;
         config.advertise = self.advertise;
+        config.ca_file = self.ca_file;
+        config.server = self
+            .listener
+            .options()
+            .map_err(|e| anyhow::anyhow!("loading the TLS certificate and key: {e}"))?;
         config.runtime.memory_limit = self.memory_limit_mb << 20;
         config.runtime.cpu_limit = Duration::from_millis(self.cpu_limit_ms);
         config.runtime.cache_dir = Some(self.data_dir.join("compiled"));

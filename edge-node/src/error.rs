@@ -4,6 +4,7 @@
 use latchkey_caps::AuthError;
 use latchkey_caps::node::NodeAuthError;
 use latchkey_wire::client::ClientError;
+use latchkey_wire::server::BodyError;
 use latchkey_wire::{ApiError, ErrorCode};
 
 /// Why a call failed.
@@ -47,6 +48,10 @@ pub enum CallError {
     /// node) and its answer never came, or its commit was never confirmed (504, not retryable).
     #[error("{0}")]
     OutcomeUnknown(String),
+    /// The request's body did not arrive within the node's body read timeout; nothing was done
+    /// (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Bad input that is not the guest's to judge (400).
     #[error("{0}")]
     Invalid(String),
@@ -60,6 +65,16 @@ pub enum CallError {
     /// An error answered by another node or the control plane, passed on unchanged.
     #[error("{0}")]
     Remote(ApiError),
+}
+
+impl From<BodyError> for CallError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { .. } => CallError::TooLarge(e.to_string()),
+            BodyError::TimedOut { .. } => CallError::RequestTimeout(e.to_string()),
+            BodyError::Broken(_) => CallError::Invalid(e.to_string()),
+        }
+    }
 }
 
 impl CallError {
@@ -78,6 +93,7 @@ impl CallError {
             CallError::Unavailable(_) => ErrorCode::Unavailable,
             CallError::Misdirected(_) => ErrorCode::Misdirected,
             CallError::Timeout(_) => ErrorCode::Timeout,
+            CallError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             CallError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             CallError::Internal(_) => ErrorCode::Internal,
             CallError::Node(NodeAuthError::WrongNode { .. }) => ErrorCode::Forbidden,

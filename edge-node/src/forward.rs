@@ -1,4 +1,5 @@
-//! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections.
+//! Forwarding a call to the node that holds the actor, over persistent HTTP/1.1 connections
+//! (HTTPS to a node whose advertised address is `https://host:port`).
 //! The original token travels with the call (the owner checks it again); the forwarding node
 //! signs the call with its own key for the owner alone (`node:{owner}`), binding the token, the
 //! presenter it vouches for, the deadline and the payload, and sends its certificate. No node
@@ -10,11 +11,11 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use latchkey_caps::node::node_audience;
 use latchkey_wire::ApiError;
 use latchkey_wire::identity::{self, DEADLINE_MS, FORWARDED_BY, Outgoing, PRESENTER};
+use latchkey_wire::tls::{Connector, Trust};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::unix_millis;
@@ -25,14 +26,23 @@ use crate::table::Remote;
 
 /// Keep-alive connections to other nodes.
 pub(crate) struct Forwarder {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
+}
+
+/// The base URL of a node's advertised address: as it is with a scheme (`https://…`), else
+/// plain HTTP.
+fn base_url(address: &str) -> std::borrow::Cow<'_, str> {
+    if address.contains("://") {
+        address.trim_end_matches('/').into()
+    } else {
+        format!("http://{address}").into()
+    }
 }
 
 impl Forwarder {
-    pub(crate) fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    /// `trust`: the CA certificates peers serving HTTPS are checked against.
+    pub(crate) fn new(trust: &Trust) -> Self {
+        let connector = trust.connector(Duration::from_secs(2));
         Forwarder {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
@@ -56,7 +66,7 @@ impl Forwarder {
             segment(&call.key),
             segment(&call.method)
         );
-        let url = format!("http://{}{path}", remote.address);
+        let url = format!("{}{path}", base_url(&remote.address));
         let left = call
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());

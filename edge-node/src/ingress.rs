@@ -3,18 +3,14 @@
 //! percent-decoded (a key with `/` is sent as `%2F`). `GET /healthz` answers 200 only while the
 //! node holds a valid lease, so load balancers stop sending to a node that cannot serve.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use latchkey_wire::{ApiError, ErrorCode};
 use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
@@ -29,35 +25,16 @@ use latchkey_wire::identity::{
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves until `shutdown` completes, then lets open requests finish (up to 10 s).
+/// Serves until `shutdown` completes, then lets open requests finish (up to 10 s); the accept
+/// loop, its limits and TLS are `latchkey_wire::server`'s.
 pub(crate) async fn serve(
     node: Arc<NodeInner>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let node = Arc::clone(&node);
-                let service = service_fn(move |req| {
-                    let node = Arc::clone(&node);
-                    async move { Ok::<_, Infallible>(handle(node, req).await) }
-                });
-                let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let options = node.config.server.clone();
+    let handler = move |req| handle(Arc::clone(&node), req);
+    latchkey_wire::server::serve(listener, options, handler, shutdown).await;
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Reply {
@@ -212,19 +189,8 @@ async fn call(
     // than its headers.
     let verified = node.authorize(&request)?;
     let max = node.config.max_payload;
-    request.payload = match Limited::new(req.into_body(), max).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(CallError::TooLarge(format!(
-                "request body is larger than the limit of {max} bytes"
-            )));
-        }
-        Err(e) => {
-            return Err(CallError::Invalid(format!(
-                "could not read the request body: {e}"
-            )));
-        }
-    };
+    let body_timeout = node.config.server.limits.body_read_timeout;
+    request.payload = latchkey_wire::server::read_body(req.into_body(), max, body_timeout).await?;
     if let Some(f) = &from_node {
         identity::check_body(&request.payload, &f.digest)?;
     }

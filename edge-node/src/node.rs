@@ -16,6 +16,7 @@ use latchkey_wire::client::Client;
 use latchkey_wire::identity::NodeCredentials;
 use latchkey_wire::lease::LeaseSettings;
 use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest, VersionOutcomes};
+use latchkey_wire::tls::Trust;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -181,8 +182,14 @@ impl EdgeNode {
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         if config.advertise.is_none() {
-            config.advertise = Some(address.to_string());
+            config.advertise = Some(match config.server.tls {
+                Some(_) => format!("https://{address}"),
+                None => address.to_string(),
+            });
         }
+        // The CA file if given, else the platform's store: for the control plane and for peers.
+        let trust =
+            Trust::ca_file_or_platform(config.ca_file.as_deref()).context("loading the CA file")?;
         let mut runtime_config = config.runtime.clone();
         runtime_config.max_instances = runtime_config
             .max_instances
@@ -192,7 +199,8 @@ impl EdgeNode {
         let key = crate::identity::load_or_create_key(config.identity.dir.as_deref())
             .context("loading this node's key")?;
         let identity = Arc::new(NodeCredentials::new(&config.node_id, key));
-        let cp = Client::for_node(&config.control_plane, Arc::clone(&identity));
+        let cp =
+            Client::with_trust(&config.control_plane, "", &trust).as_node(Arc::clone(&identity));
         let (tail, tail_outgoing) = Tail::new();
         let inner = Arc::new(NodeInner {
             committer: crate::committer::Committer::new(
@@ -209,7 +217,7 @@ impl EdgeNode {
                 config.max_activations,
                 NonZeroUsize::new(100_000).expect("nonzero"),
             ),
-            forwarder: Forwarder::new(),
+            forwarder: Forwarder::new(&trust),
             deployments: RwLock::new(HashMap::new()),
             ready,
             live_instances: Arc::default(),

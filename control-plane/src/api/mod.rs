@@ -1,4 +1,5 @@
-//! The control plane's HTTP server (hyper): routing, bodies with size limits, bearer tokens, and
+//! The control plane's HTTP server (hyper, through `latchkey_wire::server`'s accept loop:
+//! limits, timeouts, TLS): routing, bodies with size limits, bearer tokens, and
 //! errors as JSON [`ApiError`]s with the right status. Handlers are in [`admin`] (JSON, for
 //! operators, the CLI and Terraform) and [`node`] (postcard, for edge nodes); registry work runs
 //! on blocking threads.
@@ -8,19 +9,15 @@ mod node;
 mod nodeauth;
 mod tail;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use latchkey_caps::{AuthError, Verified};
+use latchkey_wire::server::ServerOptions;
 use latchkey_wire::{ApiError, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,50 +37,33 @@ fn whole(body: impl Into<Bytes>) -> Reply {
 /// Largest JSON or node-API body accepted (module uploads have their own limit).
 const MAX_BODY: usize = 2 << 20;
 
-/// Serves the admin and node APIs on `listener` until `shutdown` completes, then lets open
-/// requests finish (up to 10 s).
+/// Serves the admin and node APIs on `listener` with the default limits, over plain HTTP, until
+/// `shutdown` completes, then lets open requests finish (up to 10 s).
 pub async fn serve(
     cp: Arc<ControlPlane>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let cp = Arc::clone(&cp);
-                let service = service_fn(move |req| {
-                    let cp = Arc::clone(&cp);
-                    async move { Ok::<_, Infallible>(dispatch(cp, req).await) }
-                });
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    // Open tail streams would otherwise hold their connections past the grace period.
-    cp.tail.close_all();
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 10 s; closing them");
-    }
+    serve_with(cp, listener, ServerOptions::default(), shutdown).await;
+}
+
+/// Serves the admin and node APIs on `listener` with `options` (limits, TLS) until `shutdown`
+/// completes, then lets open requests finish (up to 10 s); the accept loop is
+/// [`latchkey_wire::server::serve`].
+pub async fn serve_with(
+    cp: Arc<ControlPlane>,
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tail_owner = Arc::clone(&cp);
+    let shutdown = async move {
+        shutdown.await;
+        // Open tail streams would otherwise hold their connections past the grace period.
+        tail_owner.tail.close_all();
+    };
+    let handler = move |req| dispatch(Arc::clone(&cp), req);
+    latchkey_wire::server::serve(listener, options, handler, shutdown).await;
 }
 
 async fn dispatch(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Reply {
@@ -166,19 +146,12 @@ fn binary(content_type: &'static str, body: Vec<u8>) -> Reply {
     reply
 }
 
-/// Reads the whole body, refusing more than `max` bytes with 413.
+/// Reads the whole body, refusing more than `max` bytes with 413 and a body slower than the
+/// server's body read timeout with 408.
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            ErrorCode::TooLarge,
-            format!("request body is larger than the limit of {max} bytes"),
-        )),
-        Err(e) => Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("could not read the request body: {e}"),
-        )),
-    }
+    latchkey_wire::server::read_body(body, max, latchkey_wire::server::body_read_timeout())
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Parses a JSON body, naming what is wrong with it.

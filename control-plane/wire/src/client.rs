@@ -1,6 +1,6 @@
 //! A typed async client for the control plane's admin (JSON) and node (postcard) APIs, over
-//! keep-alive HTTP/1.1 connections (feature `client`). Used by edge nodes, the CLI, the Terraform
-//! provider and tests.
+//! keep-alive HTTP/1.1 connections, plain or TLS (feature `client`). Used by edge nodes, the CLI,
+//! the Terraform provider and tests.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,7 +13,6 @@ use http::{Method, Request, header};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +30,7 @@ use crate::node::{
     RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
 };
 use crate::tail::{TailBatch, TailInterest};
+use crate::tls::{Connector, Trust};
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
 use latchkey_caps::node::CONTROL_PLANE_AUDIENCE;
 
@@ -189,18 +189,22 @@ impl std::fmt::Debug for Authority {
 /// A client bound to one server and one bearer token or node identity.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: Hyper<HttpConnector, RequestBody>,
+    http: Hyper<Connector, RequestBody>,
     base: String,
     auth: Authority,
     timeout: Duration,
 }
 
 impl Client {
-    /// A client for `base_url` (e.g. `http://127.0.0.1:7070`) presenting `token`.
+    /// A client for `base_url` (e.g. `http://127.0.0.1:7070`, or `https://…`, trusting the
+    /// platform's certificate authorities) presenting `token`.
     pub fn new(base_url: &str, token: &str) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Client::with_trust(base_url, token, &Trust::for_url(base_url))
+    }
+
+    /// A client for `base_url` presenting `token`, trusting `trust` for `https://`.
+    pub fn with_trust(base_url: &str, token: &str, trust: &Trust) -> Self {
+        let connector = trust.connector(Duration::from_secs(5));
         let http = Hyper::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -218,6 +222,14 @@ impl Client {
         Client {
             auth: Authority::Node(credentials),
             ..Client::new(base_url, "")
+        }
+    }
+
+    /// The same server and connection pool (and trust), signing as a node with `credentials`.
+    pub fn as_node(&self, credentials: Arc<NodeCredentials>) -> Self {
+        Client {
+            auth: Authority::Node(credentials),
+            ..self.clone()
         }
     }
 
@@ -997,6 +1009,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
+    }
+    // What hyper says when a plain-HTTP request reaches a TLS port (the answer is a TLS alert).
+    if message.contains("invalid HTTP version parsed") {
+        message
+            .push_str(" (the answer is not HTTP: if the server serves HTTPS, use an https:// URL)");
     }
     message
 }

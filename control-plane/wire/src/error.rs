@@ -19,6 +19,9 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the route exists but not with this method.
     MethodNotAllowed,
+    /// 408: the request (its body) did not arrive within the server's timeout; nothing was
+    /// done.
+    RequestTimeout,
     /// 409: the request conflicts with current state (e.g. a deploy in progress).
     Conflict,
     /// 409: a stale activation tried to read or commit (its node, epoch or generation is no
@@ -66,6 +69,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::Conflict | ErrorCode::Fenced => 409,
             ErrorCode::Gone => 410,
             ErrorCode::Misdirected => 421,
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::Unavailable
                 | ErrorCode::Overloaded
                 | ErrorCode::Timeout
+                | ErrorCode::RequestTimeout
                 | ErrorCode::Misdirected
         )
     }
@@ -136,6 +141,7 @@ impl ApiError {
                 401 => ErrorCode::Unauthenticated,
                 403 => ErrorCode::Forbidden,
                 404 => ErrorCode::NotFound,
+                408 => ErrorCode::RequestTimeout,
                 409 => ErrorCode::Conflict,
                 421 => ErrorCode::Misdirected,
                 413 => ErrorCode::TooLarge,

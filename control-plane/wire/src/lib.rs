@@ -14,7 +14,11 @@ pub mod identity;
 pub mod lease;
 pub mod limits;
 pub mod node;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tail;
+#[cfg(feature = "client")]
+pub mod tls;
 
 pub use error::{ApiError, ErrorCode};
 

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
 use latchkey_wire::admin::{MintRequest, RevokeRequest, RollbackPolicy};
 use latchkey_wire::client::{Client, Progress};
+use latchkey_wire::tls::Trust;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -36,6 +37,9 @@ pub(crate) struct Target {
     /// File holding the token to present.
     #[arg(long, env = "LATCHKEY_TOKEN_FILE")]
     pub(crate) token_file: Option<PathBuf>,
+    /// CA certificates (PEM) to trust for https:// URLs (default: the platform's trust store).
+    #[arg(long, env = "LATCHKEY_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl Target {
@@ -58,7 +62,17 @@ impl Target {
     }
 
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.control_plane, &self.token()?))
+        self.client_for(&self.control_plane)
+    }
+
+    /// A client for `url` (the control plane or an edge node) with the token and the CA file.
+    pub(crate) fn client_for(&self, url: &str) -> anyhow::Result<Client> {
+        let trust = match &self.ca_file {
+            Some(path) => Trust::ca_file(path)
+                .with_context(|| format!("loading the CA file {}", path.display()))?,
+            None => Trust::for_url(url),
+        };
+        Ok(Client::with_trust(url, &self.token()?, &trust))
     }
 }
 
@@ -631,7 +645,7 @@ async fn call(
         segment(method)
     );
     let body = payload.unwrap_or_default().into_bytes();
-    let client = Client::new(node, &target.token()?);
+    let client = target.client_for(node)?;
     let answer = client
         .send(
             http::Method::POST,

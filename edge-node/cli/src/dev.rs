@@ -2,7 +2,9 @@
 //! an actor project (or with `--actor PATH`), it builds the actor, deploys it, prints its URL and
 //! a token, shows the actors' log lines and call outcomes as they happen, and redeploys the actor
 //! whenever its sources change (`watch.rs`): live actors switch to the new code between calls and
-//! keep their state. With no project it deploys the example actors instead.
+//! keep their state. With no project it deploys the example actors instead. With `--tls` both
+//! listeners serve HTTPS with a throwaway CA and a `localhost` certificate made in
+//! `<data-dir>/tls/`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +18,9 @@ use latchkey_edge_node::tail::LocalTail;
 use latchkey_edge_node::{EdgeNode, NodeConfig};
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::Client;
+use latchkey_wire::server::ServerOptions;
 use latchkey_wire::tail::{TailLine, TailMessage};
+use latchkey_wire::tls::{ServerTls, Trust, dev_certs};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -51,6 +55,10 @@ pub(crate) struct DevArgs {
     /// Deploy the projects once; do not watch their sources.
     #[arg(long)]
     no_watch: bool,
+    /// Serve both listeners over HTTPS, with a CA and a certificate for localhost and 127.0.0.1
+    /// made in <data-dir>/tls/ (kept across runs; trust its ca.pem).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// How `dev` reports what happens: lines for a person on stdout, or one JSON object per line.
@@ -80,6 +88,8 @@ struct Running {
     admin_token_file: PathBuf,
     node: EdgeNode,
     cp_url: String,
+    /// The CA certificate clients trust (with `--tls`).
+    ca: Option<PathBuf>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     maintenance: tokio::task::JoinHandle<()>,
@@ -100,16 +110,38 @@ impl Running {
                 .with_context(|| format!("reading {}", admin_token_file.display()))?,
         };
         let cp = opened.control_plane;
+        let (server_tls, trust, ca) = if args.tls {
+            let dir = args.data_dir.join("tls");
+            let certs = dev_certs(&dir)
+                .with_context(|| format!("making TLS certificates in {}", dir.display()))?;
+            let server_tls = ServerTls::from_pem_files(&certs.cert, &certs.key)
+                .with_context(|| format!("loading {}", certs.cert.display()))?;
+            let trust = Trust::ca_file(&certs.ca)
+                .with_context(|| format!("loading {}", certs.ca.display()))?;
+            (Some(server_tls), trust, Some(certs.ca))
+        } else {
+            (None, Trust::for_url("http://"), None)
+        };
+        let scheme = if args.tls { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind(args.control_plane)
             .await
             .with_context(|| format!("binding the control plane to {}", args.control_plane))?;
-        let cp_url = format!("http://{}", listener.local_addr()?);
+        let cp_url = format!("{scheme}://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let maintenance = cp.spawn_maintenance();
-        let server = tokio::spawn(latchkey_control_plane::api::serve(cp, listener, async {
-            let _ = stopped.await;
-        }));
-        let admin = Client::new(&cp_url, &admin_token);
+        let options = ServerOptions {
+            tls: server_tls.clone(),
+            ..ServerOptions::default()
+        };
+        let server = tokio::spawn(latchkey_control_plane::api::serve_with(
+            cp,
+            listener,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let admin = Client::with_trust(&cp_url, &admin_token, &trust);
         // The node's key lives in memory: every start enrols it afresh with a single-use
         // capability, which also revokes the key of the previous run.
         let enrolment = admin
@@ -120,6 +152,8 @@ impl Running {
         node_config.listen = args.node;
         node_config.region = "dev".into();
         node_config.runtime.cache_dir = Some(args.data_dir.join("node").join("compiled"));
+        node_config.ca_file.clone_from(&ca);
+        node_config.server.tls = server_tls;
         let node = EdgeNode::start(node_config).await?;
         node.wait_ready(Duration::from_secs(30)).await?;
         Ok(Running {
@@ -127,6 +161,7 @@ impl Running {
             admin_token_file,
             node,
             cp_url,
+            ca,
             stop,
             server,
             maintenance,
@@ -134,7 +169,16 @@ impl Running {
     }
 
     fn node_url(&self) -> String {
-        format!("http://{}", self.node.address())
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.node.address())
+    }
+
+    /// How the banner's commands start: `curl`, with `--cacert` when serving TLS.
+    fn curl(&self) -> String {
+        match &self.ca {
+            Some(ca) => format!("curl --cacert {}", shell_word(&ca.display().to_string())),
+            None => "curl".to_owned(),
+        }
     }
 
     async fn stop(self) {
@@ -282,6 +326,7 @@ fn welcome(running: &Running, projects: &[Project], examples: bool, token: &str,
                 "control_plane": running.cp_url,
                 "node": node,
                 "admin_token_file": running.admin_token_file,
+                "ca_file": running.ca,
                 "token": token,
                 "actors": actors,
                 "examples": examples,
@@ -294,19 +339,38 @@ fn welcome(running: &Running, projects: &[Project], examples: bool, token: &str,
         running.cp_url,
         running.admin_token_file.display()
     );
+    let curl = running.curl();
     if examples {
-        text.push_str(&examples_text(&node, token));
+        text.push_str(&examples_text(&node, token, &curl));
     }
     if !projects.is_empty() {
-        text.push_str(&projects_text(&node, projects, token));
+        text.push_str(&projects_text(&node, projects, token, &curl));
+    }
+    text.push_str("\nManage it with the CLI (it finds the dev admin token by itself):\n");
+    if let Some(ca) = &running.ca {
+        text.push_str(&format!(
+            "  export LATCHKEY_CONTROL_PLANE={} LATCHKEY_CA_FILE={}\n",
+            running.cp_url,
+            shell_word(&ca.display().to_string())
+        ));
     }
     text.push_str(
-        "\nManage it with the CLI (it finds the dev admin token by itself):\n  latchkey modules; latchkey deployment <actor-type>; latchkey tail\n\nCtrl-C stops it; state is kept in the data directory.\n",
+        "  latchkey modules; latchkey deployment <actor-type>; latchkey tail\n\nCtrl-C stops it; state is kept in the data directory.\n",
     );
     println!("{text}");
 }
 
-fn examples_text(node: &str, token: &str) -> String {
+/// `word` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn examples_text(node: &str, token: &str, curl: &str) -> String {
     format!(
         r#"
 The example actors (counter, rate-limiter, chat-room, delegator) are deployed.
@@ -315,14 +379,14 @@ A token for every counter (invoke, 24 h):
   export TOKEN={token}
 
 Call one:
-  curl -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/counter/my-first/inc
-  curl -X POST -H "Authorization: Bearer $TOKEN" -d 5 {node}/v1/actors/counter/my-first/inc
-  curl -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/counter/my-first/get
+  {curl} -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/counter/my-first/inc
+  {curl} -X POST -H "Authorization: Bearer $TOKEN" -d 5 {node}/v1/actors/counter/my-first/inc
+  {curl} -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/counter/my-first/get
 "#
     )
 }
 
-fn projects_text(node: &str, projects: &[Project], token: &str) -> String {
+fn projects_text(node: &str, projects: &[Project], token: &str, curl: &str) -> String {
     let mut text = String::from("\n");
     for p in projects {
         text.push_str(&format!(
@@ -345,7 +409,7 @@ A token for {scope} (invoke, 24 h):
   export TOKEN={token}
 
 Call one (a method of its `export_actor!` table, a JSON body as its argument):
-  curl -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/{first}/my-first/<method>
+  {curl} -X POST -H "Authorization: Bearer $TOKEN" {node}/v1/actors/{first}/my-first/<method>
 "#
     ));
     text

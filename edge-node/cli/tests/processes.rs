@@ -1,7 +1,8 @@
 //! Latchkey as real processes on loopback (`latchkey control-plane`, `latchkey edge-node`):
 //! durable state survives a full restart of both; calls through either of two nodes reach one
 //! instance; killing the owner node with SIGKILL moves the actor, state intact, once its lease
-//! has expired; `latchkey tail` follows calls on both nodes.
+//! has expired; `latchkey tail` follows calls on both nodes; the same over TLS, from the command
+//! line (`--tls-cert`, `--tls-key`, `--ca-file`).
 
 mod support;
 
@@ -9,9 +10,12 @@ use std::time::Duration;
 
 use http::Method;
 use latchkey_wire::client::{Client, ClientError};
+use latchkey_wire::tls::{Trust, dev_certs};
 use serde_json::{Value, json};
 use support::lines::Lines;
-use support::{Proc, control_plane, edge_node, free_port, healthy, retrying};
+use support::{
+    Proc, control_plane, edge_node, edge_node_with, free_port, healthy, healthy_with, retrying,
+};
 
 async fn call(node: &str, token: &str, key: &str, method: &str) -> Result<Value, ClientError> {
     let body = Client::new(node, token)
@@ -192,4 +196,112 @@ async fn tail_follows_calls_on_every_node_through_the_control_plane() {
         );
     }
     tail.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_and_the_cli_over_tls_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(&dir.path().join("tls")).unwrap();
+    let (cert, key, ca) = (
+        certs.cert.to_str().unwrap(),
+        certs.key.to_str().unwrap(),
+        certs.ca.to_str().unwrap(),
+    );
+    let trust = Trust::ca_file(&certs.ca).unwrap();
+    let cp_port = free_port();
+    let cp_data = dir.path().join("cp");
+    let _cp = support::latchkey(
+        &[
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{cp_port}"),
+            "--data-dir",
+            cp_data.to_str().unwrap(),
+            "--heartbeat-interval-ms",
+            "100",
+            "--min-heartbeats",
+            "1",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &dir.path().join("cp.log"),
+    );
+    let cp_url = format!("https://127.0.0.1:{cp_port}");
+    healthy_with(&Client::with_trust(&cp_url, "", &trust)).await;
+    let token_file = cp_data.join("admin.token");
+    let admin_token = std::fs::read_to_string(&token_file).unwrap();
+    let admin = Client::with_trust(&cp_url, &admin_token, &trust);
+
+    let ports = [free_port(), free_port()];
+    let mut nodes = Vec::new();
+    for (id, port) in ["a", "b"].into_iter().zip(ports) {
+        let token = admin.enrolment_token(id, None).await.unwrap().token;
+        let tls = ["--tls-cert", cert, "--tls-key", key, "--ca-file", ca];
+        nodes.push(edge_node_with(dir.path(), id, port, &cp_url, &token, &tls));
+        healthy_with(&Client::with_trust(
+            &format!("https://127.0.0.1:{port}"),
+            "",
+            &trust,
+        ))
+        .await;
+    }
+    let token = support::deploy_counter(&admin).await;
+    for i in 1..=6u64 {
+        // Alternate nodes: one holds the counter, the other forwards to it over HTTPS.
+        let url = format!("https://localhost:{}", ports[(i % 2) as usize]);
+        let client = Client::with_trust(&url, &token, &trust);
+        let n = retrying("inc", async || {
+            let body = client
+                .send(
+                    Method::POST,
+                    "/v1/actors/counter/k/inc",
+                    "application/json",
+                    Vec::new(),
+                    Duration::from_secs(10),
+                )
+                .await?;
+            Ok(serde_json::from_slice::<Value>(&body).unwrap())
+        })
+        .await;
+        assert_eq!(n, json!(i));
+    }
+
+    // The CLI reaches the TLS control plane with --ca-file, and is refused without it.
+    let cli = |with_ca: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        command.args(["--json", "nodes", "--control-plane", &cp_url]);
+        command.args(["--token-file", token_file.to_str().unwrap()]);
+        command.env_remove("LATCHKEY_CA_FILE");
+        if with_ca {
+            command.args(["--ca-file", ca]);
+        }
+        command.output().unwrap()
+    };
+    let listed = cli(true);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let addresses: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses.len(), 2);
+    assert!(
+        addresses
+            .iter()
+            .all(|a| a.starts_with("https://127.0.0.1:")),
+        "the nodes advertise https: {addresses:?}"
+    );
+    let refused = cli(false);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+    drop(nodes);
 }

@@ -14,6 +14,8 @@ use latchkey_wire::ApiError;
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::lease::LeaseSettings;
+use latchkey_wire::server::ServerOptions;
+use latchkey_wire::tls::{ServerTls, Trust};
 
 /// Short leases so tests that need one to lapse do not wait long.
 pub const LEASE: LeaseSettings = LeaseSettings {
@@ -26,14 +28,40 @@ pub struct Cluster {
     pub cp_url: String,
     pub admin: Client,
     pub nodes: Vec<EdgeNode>,
+    /// With TLS: the CA file, the servers' certificate and what clients trust.
+    pub tls: Option<Tls>,
     dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A cluster's TLS: a throwaway CA and a certificate for localhost and 127.0.0.1.
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    pub server: ServerTls,
+    pub trust: Trust,
 }
 
 impl Cluster {
     /// A control plane (embedded store) and `n` edge nodes, each tuned by `tune`.
     pub async fn start(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+        Cluster::start_with(n, false, tune).await
+    }
+
+    /// The same, every listener serving HTTPS (the nodes trust the CA file).
+    pub async fn start_tls(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+        Cluster::start_with(n, true, tune).await
+    }
+
+    async fn start_with(n: usize, tls: bool, tune: impl Fn(&mut NodeConfig)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| {
+            let certs = latchkey_wire::tls::dev_certs(&dir.path().join("tls")).unwrap();
+            Tls {
+                server: ServerTls::from_pem_files(&certs.cert, &certs.key).unwrap(),
+                trust: Trust::ca_file(&certs.ca).unwrap(),
+                ca: certs.ca,
+            }
+        });
         let mut config = Config::new(dir.path().join("cp"));
         config.lease = LEASE;
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
@@ -42,20 +70,30 @@ impl Cluster {
             .unwrap();
         let admin_token = opened.new_admin_token.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let cp_url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let cp_url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(latchkey_control_plane::api::serve(
+        let options = ServerOptions {
+            tls: tls.as_ref().map(|t| t.server.clone()),
+            ..ServerOptions::default()
+        };
+        tokio::spawn(latchkey_control_plane::api::serve_with(
             opened.control_plane,
             listener,
+            options,
             async {
                 let _ = stopped.await;
             },
         ));
-        let admin = Client::new(&cp_url, &admin_token);
+        let admin = match &tls {
+            Some(t) => Client::with_trust(&cp_url, &admin_token, &t.trust),
+            None => Client::new(&cp_url, &admin_token),
+        };
         let mut cluster = Cluster {
             cp_url,
             admin,
             nodes: Vec::new(),
+            tls,
             dir,
             stop: Some(stop),
         };
@@ -73,6 +111,10 @@ impl Cluster {
         // mappings (the stack's guard page): keep the pools small enough for vm.max_map_count.
         config.max_activations = 1_000;
         config.runtime.max_instances = 1_000;
+        if let Some(tls) = &self.tls {
+            config.ca_file = Some(tls.ca.clone());
+            config.server.tls = Some(tls.server.clone());
+        }
         tune(&mut config);
         let node = EdgeNode::start(config).await.unwrap();
         node.wait_ready(Duration::from_secs(20)).await.unwrap();
@@ -80,7 +122,16 @@ impl Cluster {
     }
 
     pub fn node_url(&self, i: usize) -> String {
-        format!("http://{}", self.nodes[i].address())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.nodes[i].address())
+    }
+
+    /// A client for `url` presenting `token`, trusting the cluster's CA.
+    pub fn client(&self, url: &str, token: &str) -> Client {
+        match &self.tls {
+            Some(t) => Client::with_trust(url, token, &t.trust),
+            None => Client::new(url, token),
+        }
     }
 
     /// Uploads and deploys a component as `actor_type`; returns its content id.
@@ -118,9 +169,8 @@ impl Cluster {
         method: &str,
         payload: &str,
     ) -> Result<Bytes, ApiError> {
-        call_url(
-            &self.node_url(i),
-            token,
+        call_with(
+            &self.client(&self.node_url(i), token),
             actor_type,
             key,
             method,
@@ -158,6 +208,17 @@ pub async fn call_url(
     method: &str,
     payload: Vec<u8>,
 ) -> Result<Bytes, ApiError> {
+    call_with(&Client::new(url, token), actor_type, key, method, payload).await
+}
+
+/// Calls an actor with `client` (a node's URL and a token).
+pub async fn call_with(
+    client: &Client,
+    actor_type: &str,
+    key: &str,
+    method: &str,
+    payload: Vec<u8>,
+) -> Result<Bytes, ApiError> {
     let enc = |s: &str| {
         percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
@@ -167,7 +228,7 @@ pub async fn call_url(
         enc(key),
         enc(method)
     );
-    Client::new(url, token)
+    client
         .send(
             Method::POST,
             &path,

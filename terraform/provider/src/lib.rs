@@ -20,7 +20,7 @@ pub mod rollout;
 mod schema;
 mod token;
 
-pub use provider::{ENDPOINT_ENV, LatchkeyProvider, TOKEN_ENV};
+pub use provider::{CA_FILE_ENV, ENDPOINT_ENV, LatchkeyProvider, TOKEN_ENV};
 
 /// Serves the provider to Terraform until Terraform stops it.
 pub async fn serve() -> anyhow::Result<()> {

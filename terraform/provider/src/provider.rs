@@ -1,5 +1,6 @@
-//! The provider: its configuration (control-plane URL and admin token, from the `provider`
-//! block or the environment) and the client every resource and data source shares.
+//! The provider: its configuration (control-plane URL, admin token and the CA file trusted for
+//! `https://`, from the `provider` block or the environment) and the client every resource and
+//! data source shares.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -7,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use latchkey_wire::client::Client;
+use latchkey_wire::tls::Trust;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeType, Schema};
 use tf_provider::value::{ValueEmpty, ValueString};
@@ -20,6 +22,8 @@ use crate::schema::{Set, attr, block, secret};
 pub const ENDPOINT_ENV: &str = "LATCHKEY_CONTROL_PLANE";
 /// Environment variable with the admin token (the CLI reads it too).
 pub const TOKEN_ENV: &str = "LATCHKEY_TOKEN";
+/// Environment variable with the CA certificate file for `https://` (the CLI reads it too).
+pub const CA_FILE_ENV: &str = "LATCHKEY_CA_FILE";
 
 /// The client, once Terraform has configured the provider.
 #[derive(Clone, Default)]
@@ -64,6 +68,7 @@ pub struct LatchkeyProvider {
 pub struct Config<'a> {
     endpoint: ValueString<'a>,
     token: ValueString<'a>,
+    ca_file: ValueString<'a>,
 }
 
 /// A setting from the configuration, else from the environment; `Err` if it is unknown yet.
@@ -102,6 +107,14 @@ impl Provider for LatchkeyProvider {
                             "A capability token (`lk1.…`) with the rights the managed resources need (`deploy`, `mint`, `revoke`, `admin`). Default: the `LATCHKEY_TOKEN` environment variable.",
                         )),
                     ),
+                    (
+                        "ca_file",
+                        attr(
+                            AttributeType::String,
+                            Set::Optional,
+                            "A PEM file of the CA certificates to trust for an `https://` endpoint. Default: the `LATCHKEY_CA_FILE` environment variable, else the operating system's trust store.",
+                        ),
+                    ),
                 ],
             ),
         })
@@ -115,9 +128,10 @@ impl Provider for LatchkeyProvider {
     ) -> Option<()> {
         // Unknown settings (from resources not created yet): stay unconfigured; resources that
         // need the client then say so.
-        let (Ok(endpoint), Ok(token)) = (
+        let (Ok(endpoint), Ok(token), Ok(ca_file)) = (
             setting(config.endpoint, ENDPOINT_ENV),
             setting(config.token, TOKEN_ENV),
+            setting(config.ca_file, CA_FILE_ENV),
         ) else {
             return Some(());
         };
@@ -147,7 +161,22 @@ impl Provider for LatchkeyProvider {
             );
             return None;
         };
-        self.shared.set(Client::new(&endpoint, &token));
+        let trust = match &ca_file {
+            None => Trust::for_url(&endpoint),
+            Some(path) => match Trust::ca_file(std::path::Path::new(path)) {
+                Ok(trust) => trust,
+                Err(e) => {
+                    attribute_error(
+                        diags,
+                        "ca_file",
+                        Cow::Owned(format!("cannot use `{path}` as the CA file: {e}")),
+                    );
+                    return None;
+                }
+            },
+        };
+        self.shared
+            .set(Client::with_trust(&endpoint, &token, &trust));
         Some(())
     }
 

@@ -206,6 +206,7 @@ fn child(args: &[String]) -> ExitCode {
                     heartbeat_interval_ms: 100,
                     min_heartbeats: 1,
                     node_certificate_ttl_secs: 3600,
+                    listener: Default::default(),
                 };
                 latchkey_control_plane::cli::serve(serve, stdin_closed).await
             }

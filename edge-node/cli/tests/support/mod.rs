@@ -189,7 +189,12 @@ pub(crate) async fn retrying<T>(
 
 /// Waits (up to 30 s) until `GET {url}/healthz` answers 200.
 pub(crate) async fn healthy(url: &str) {
-    let client = Client::new(url, "");
+    healthy_with(&Client::new(url, "")).await;
+}
+
+/// Waits (up to 30 s) until `GET /healthz` through `client` answers 200.
+pub(crate) async fn healthy_with(client: &Client) {
+    let url = client.base_url().to_owned();
     retrying(&format!("{url} healthy"), async || {
         client
             .send(

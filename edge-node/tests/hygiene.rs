@@ -1,0 +1,84 @@
+//! The edge node's listener over real sockets: actor calls and node-to-node forwarding over
+//! HTTPS (the nodes advertise `https://`, trust the CA file, and reach the control plane over
+//! HTTPS too), plain HTTP to the TLS port failing cleanly, and a slow request body answered 408
+//! naming the timeout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, json};
+use latchkey_wire::client::{Client, ClientError};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_forwarding_run_over_https() {
+    let c = Cluster::start_tls(2, |_| {}).await;
+    assert!(c.cp_url.starts_with("https://"));
+    c.deploy("counter", latchkey_examples::COUNTER).await;
+    let token = c.invoke_token("counter").await;
+
+    let nodes = c.admin.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in &nodes {
+        assert!(n.address.starts_with("https://127.0.0.1:"), "{}", n.address);
+    }
+
+    for i in 1..=6u64 {
+        // Alternate nodes: one of them forwards each call to the other, over HTTPS.
+        let n = json(
+            c.call((i % 2) as usize, &token, "counter", "shared", "inc", "")
+                .await,
+        );
+        assert_eq!(n, json!(i));
+    }
+    let held: usize = c.nodes.iter().map(|n| n.local_activations()).sum();
+    assert_eq!(
+        held, 1,
+        "exactly one node holds the actor; the other forwarded"
+    );
+
+    // Plain HTTP to the node's TLS port: a clear transport error, not a hang.
+    let plain = Client::new(&format!("http://{}", c.nodes[0].address()), &token)
+        .with_timeout(Duration::from_secs(5));
+    let started = Instant::now();
+    match plain.nodes().await {
+        Err(ClientError::Transport { message, .. }) => {
+            assert!(message.contains("https://"), "{message}");
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        json(c.call(0, &token, "counter", "shared", "get", "").await),
+        json!(6)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_body_is_408_naming_the_timeout() {
+    let c = Cluster::start(1, |n| {
+        n.server.limits.body_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = c.invoke_token("counter").await;
+    let mut stream = tokio::net::TcpStream::connect(c.nodes[0].address())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/actors/counter/k/inc HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 1000\r\n\r\n0123456789"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer and the connection closed within 5 s")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(answer.contains("body read timeout of 300ms"), "{answer}");
+}

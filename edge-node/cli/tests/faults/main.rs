@@ -181,7 +181,7 @@ impl Harness {
             nodes.push(Node {
                 id,
                 port,
-                token: admin.enrolment_token(id, None).await.unwrap().token,
+                token: enrolment(&admin, id).await,
                 cp_link: Proxy::start(&format!("{id}→cp"), cp_port).await,
                 ingress: Proxy::start(&format!("→{id}"), port).await,
                 proc: None,
@@ -399,6 +399,20 @@ impl Drop for Harness {
 }
 
 /// Waits until `GET {url}/healthz` answers 200, for up to `limit`.
+/// A single-use enrolment capability for node `id` (retried while the control plane says so).
+async fn enrolment(admin: &Client, id: &str) -> String {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        match admin.enrolment_token(id, None).await {
+            Ok(minted) => return minted.token,
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("making node {id}'s enrolment capability: {e}"),
+        }
+    }
+}
+
 async fn wait_healthy(url: &str, limit: Duration) -> Result<(), String> {
     let client = Client::new(url, "");
     let deadline = Instant::now() + limit;

@@ -15,6 +15,9 @@ pub enum RegistryError {
     /// A named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller's token does not reach what the request touches (the message names why).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request conflicts with the current state (e.g. a canary in progress).
     #[error("{0}")]
     Conflict(String),
@@ -64,6 +67,7 @@ impl RegistryError {
                 | StoreError::Corrupt(_) => ErrorCode::Internal,
             },
             RegistryError::NotFound(_) => ErrorCode::NotFound,
+            RegistryError::Forbidden(_) => ErrorCode::Forbidden,
             RegistryError::Conflict(_) => ErrorCode::Conflict,
             RegistryError::Fenced(_) => ErrorCode::Fenced,
             RegistryError::Invalid(_) => ErrorCode::Invalid,

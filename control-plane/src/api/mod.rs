@@ -4,6 +4,7 @@
 //! on blocking threads.
 
 mod admin;
+mod modules;
 mod node;
 mod tail;
 

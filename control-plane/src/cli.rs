@@ -32,6 +32,33 @@ pub struct ServeArgs {
     /// Successive heartbeats before a node receives placements.
     #[arg(long, default_value_t = 3)]
     pub min_heartbeats: u32,
+    /// Quotas and rate limits.
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
+}
+
+/// Quotas and rate limits of a control plane (`Default` is the command line's defaults).
+#[derive(Clone, Debug, clap::Args)]
+pub struct QuotaArgs {
+    /// Most bytes one actor may store (keys plus values); a commit that would grow an actor
+    /// past it is refused with `quota_exceeded` (507).
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_ACTOR_STORAGE_BYTES)]
+    pub max_actor_storage_bytes: u64,
+}
+
+impl Default for QuotaArgs {
+    fn default() -> Self {
+        QuotaArgs {
+            max_actor_storage_bytes: crate::registry::DEFAULT_MAX_ACTOR_STORAGE_BYTES,
+        }
+    }
+}
+
+impl QuotaArgs {
+    /// Applies these settings to `config`.
+    pub fn apply(&self, config: &mut Config) {
+        config.limits.max_actor_storage_bytes = self.max_actor_storage_bytes;
+    }
 }
 
 impl ServeArgs {
@@ -44,6 +71,7 @@ impl ServeArgs {
         config.lease.ttl_versions = self.lease_ttl_ms * VERSIONS_PER_SECOND / 1000;
         config.lease.heartbeat_interval_ms = self.heartbeat_interval_ms;
         config.lease.min_heartbeats = self.min_heartbeats;
+        self.quotas.apply(&mut config);
         config
     }
 }

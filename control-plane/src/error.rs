@@ -33,6 +33,9 @@ pub enum RegistryError {
     /// Input over a size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A commit would take an actor's stored bytes over its quota (nothing was written).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Nothing can serve the request right now (e.g. no eligible node).
     #[error("{0}")]
     Unavailable(String),
@@ -73,6 +76,7 @@ impl RegistryError {
             RegistryError::Invalid(_) => ErrorCode::Invalid,
             RegistryError::BadRequest(_) => ErrorCode::BadRequest,
             RegistryError::TooLarge(_) => ErrorCode::TooLarge,
+            RegistryError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             RegistryError::Unavailable(_) => ErrorCode::Unavailable,
             RegistryError::Gone(_) => ErrorCode::Gone,
         }

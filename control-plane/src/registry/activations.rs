@@ -199,6 +199,7 @@ impl Registry {
         let (actor_type, key) = (fence.actor_type.as_str(), fence.key.as_str());
         let act_key = keys::activation(actor_type, key);
         let prefix = keys::state_prefix(actor_type, key);
+        let quota = self.limits().max_actor_storage_bytes;
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
             self.check_fence(tx, node_id, fence, now)?;
@@ -225,6 +226,7 @@ impl Registry {
                 },
             )?;
             // The new generation starts its commit numbering afresh (its stamp is this commit's).
+            super::usage::meter(tx, (actor_type, key), &request.writes, quota)?;
             let mut last = latchkey_store::INCOMPLETE_VERSIONSTAMP.to_vec();
             last.extend_from_slice(&0u64.to_be_bytes());
             tx.set_versionstamped_value(&keys::last_commit(actor_type, key), &last, 0)?;

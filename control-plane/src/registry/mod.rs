@@ -10,6 +10,7 @@ mod nodes;
 mod outcomes;
 mod regions;
 mod state;
+mod usage;
 
 use std::sync::Arc;
 
@@ -34,7 +35,13 @@ pub struct Limits {
     pub max_commit_writes: usize,
     /// Longest actor type or key, in bytes.
     pub max_name_bytes: usize,
+    /// Most bytes one actor may store: the sum over its stored entries of key length plus
+    /// value length, checked in every commit's transaction.
+    pub max_actor_storage_bytes: u64,
 }
+
+/// Default storage quota per actor: 128 MiB.
+pub const DEFAULT_MAX_ACTOR_STORAGE_BYTES: u64 = 128 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -45,6 +52,7 @@ impl Default for Limits {
             max_commit_bytes: limits::MAX_COMMIT_BYTES,
             max_commit_writes: limits::MAX_COMMIT_WRITES,
             max_name_bytes: 512,
+            max_actor_storage_bytes: DEFAULT_MAX_ACTOR_STORAGE_BYTES,
         }
     }
 }

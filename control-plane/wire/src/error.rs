@@ -35,6 +35,10 @@ pub enum ErrorCode {
     Invalid,
     /// 429: the actor's mailbox is full.
     Overloaded,
+    /// 507: the actor's stored bytes would exceed its storage quota (the message names the
+    /// limit and the usage); nothing of the call was committed. Not retryable as such: the
+    /// actor must delete data first.
+    QuotaExceeded,
     /// 500: a bug.
     Internal,
     /// 500: the actor's handler returned an error (`failed`); its writes were committed.
@@ -79,6 +83,7 @@ impl ErrorCode {
             ErrorCode::BadGateway => 502,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout | ErrorCode::OutcomeUnknown => 504,
+            ErrorCode::QuotaExceeded => 507,
         }
     }
 
@@ -143,6 +148,7 @@ impl ApiError {
                 502 => ErrorCode::BadGateway,
                 503 => ErrorCode::Unavailable,
                 504 => ErrorCode::Timeout,
+                507 => ErrorCode::QuotaExceeded,
                 _ => ErrorCode::Internal,
             };
             let text = String::from_utf8_lossy(&body[..body.len().min(500)]);

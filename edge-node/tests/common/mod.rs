@@ -33,9 +33,19 @@ pub struct Cluster {
 impl Cluster {
     /// A control plane (embedded store) and `n` edge nodes, each tuned by `tune`.
     pub async fn start(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+        Self::start_with(n, |_| {}, tune).await
+    }
+
+    /// [`Cluster::start`] with the control plane's configuration tuned by `tune_cp`.
+    pub async fn start_with(
+        n: usize,
+        tune_cp: impl FnOnce(&mut Config),
+        tune: impl Fn(&mut NodeConfig),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().join("cp"));
         config.lease = LEASE;
+        tune_cp(&mut config);
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
             .await
             .unwrap()

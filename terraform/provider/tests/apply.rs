@@ -205,6 +205,7 @@ fn child(args: &[String]) -> ExitCode {
                     lease_ttl_ms: 2_000,
                     heartbeat_interval_ms: 100,
                     min_heartbeats: 1,
+                    quotas: Default::default(),
                 };
                 latchkey_control_plane::cli::serve(serve, stdin_closed).await
             }

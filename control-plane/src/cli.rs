@@ -44,12 +44,21 @@ pub struct QuotaArgs {
     /// past it is refused with `quota_exceeded` (507).
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_ACTOR_STORAGE_BYTES)]
     pub max_actor_storage_bytes: u64,
+    /// New actors one token id may create per second, on this instance (0: unlimited);
+    /// beyond it a placement is refused with `rate_limited` (429).
+    #[arg(long, default_value_t = crate::registry::DEFAULT_NEW_ACTORS_PER_SECOND)]
+    pub new_actors_per_second: u64,
+    /// New actors one token id may create at once after a quiet period.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_NEW_ACTOR_BURST)]
+    pub new_actor_burst: u64,
 }
 
 impl Default for QuotaArgs {
     fn default() -> Self {
         QuotaArgs {
             max_actor_storage_bytes: crate::registry::DEFAULT_MAX_ACTOR_STORAGE_BYTES,
+            new_actors_per_second: crate::registry::DEFAULT_NEW_ACTORS_PER_SECOND,
+            new_actor_burst: crate::registry::DEFAULT_NEW_ACTOR_BURST,
         }
     }
 }
@@ -58,6 +67,8 @@ impl QuotaArgs {
     /// Applies these settings to `config`.
     pub fn apply(&self, config: &mut Config) {
         config.limits.max_actor_storage_bytes = self.max_actor_storage_bytes;
+        config.limits.new_actors_per_second = self.new_actors_per_second;
+        config.limits.new_actor_burst = self.new_actor_burst;
     }
 }
 

@@ -36,6 +36,9 @@ pub enum RegistryError {
     /// A commit would take an actor's stored bytes over its quota (nothing was written).
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The caller exceeded a rate limit (e.g. new actors per token per second); retry later.
+    #[error("{0}")]
+    RateLimited(String),
     /// Nothing can serve the request right now (e.g. no eligible node).
     #[error("{0}")]
     Unavailable(String),
@@ -77,6 +80,7 @@ impl RegistryError {
             RegistryError::BadRequest(_) => ErrorCode::BadRequest,
             RegistryError::TooLarge(_) => ErrorCode::TooLarge,
             RegistryError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            RegistryError::RateLimited(_) => ErrorCode::RateLimited,
             RegistryError::Unavailable(_) => ErrorCode::Unavailable,
             RegistryError::Gone(_) => ErrorCode::Gone,
         }

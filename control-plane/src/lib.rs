@@ -5,6 +5,7 @@
 //! - [`registry`]: every operation as one store transaction over [`latchkey_store`].
 //! - [`authority`]: issuer keys, trusted keys, revocations, token checks.
 //! - [`tail`]: tail sessions (actors' log lines and call outcomes as they happen).
+//! - [`ratelimit`]: token buckets (new actors per token id).
 //! - [`api`]: the admin (JSON) and node (postcard) HTTP APIs.
 //!
 //! [`ControlPlane`] puts them together; the `control-plane` binary and the `latchkey dev`
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod error;
 pub mod fencing;
 pub mod keys;
+pub mod ratelimit;
 pub mod records;
 pub mod registry;
 pub mod rollout;

@@ -397,6 +397,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .await
@@ -642,6 +643,7 @@ fn ensure(actor_type: &str, key: &str) -> EnsureActivationRequest {
         actor_type: actor_type.into(),
         key: key.into(),
         region_hint: None,
+        token_id: None,
     }
 }
 

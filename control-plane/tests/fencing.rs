@@ -243,6 +243,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .unwrap_err();
@@ -260,6 +261,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: Some("us".into()),
+                token_id: None,
             },
         )
         .unwrap();
@@ -271,6 +273,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "chat".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .unwrap_err();

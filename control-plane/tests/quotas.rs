@@ -13,8 +13,8 @@ use latchkey_control_plane::{Limits, Registry, RegistryError};
 use latchkey_store::{ManualClock, MemoryStore, Store};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::{
-    Activation, CommitRequest, ReadOp, ReadStateRequest, ReadStateResponse, StateWrite,
-    UpgradeRequest,
+    Activation, CommitRequest, EnsureActivationRequest, ReadOp, ReadStateRequest,
+    ReadStateResponse, StateWrite, UpgradeRequest,
 };
 
 fn registry(clock: &ManualClock, limits: Limits) -> Registry {
@@ -180,4 +180,72 @@ fn upgrade_hook_writes_count_against_the_quota() {
         .unwrap();
     r.upgrade_activation("a", &upgrade(vec![put_kv("b", 20)]))
         .unwrap();
+}
+
+fn ensure_for(
+    r: &Registry,
+    key: &str,
+    token_id: Option<&str>,
+) -> Result<Activation, RegistryError> {
+    r.ensure_activation(
+        "a",
+        &EnsureActivationRequest {
+            actor_type: "counter".into(),
+            key: key.into(),
+            region_hint: None,
+            token_id: token_id.map(str::to_owned),
+        },
+    )
+}
+
+#[test]
+fn new_actors_are_limited_per_token_id_and_refill_with_store_time() {
+    let clock = ManualClock::new(START);
+    let r = registry(
+        &clock,
+        Limits {
+            new_actors_per_second: 2,
+            new_actor_burst: 2,
+            ..Limits::default()
+        },
+    );
+    join(&r, "a", "eu");
+    deploy(&r, "v1");
+    ensure_for(&r, "k1", Some("t1")).unwrap();
+    ensure_for(&r, "k2", Some("t1")).unwrap();
+    let refused = ensure_for(&r, "k3", Some("t1")).unwrap_err();
+    assert!(
+        matches!(refused, RegistryError::RateLimited(_)),
+        "{refused}"
+    );
+    assert_eq!(refused.code(), ErrorCode::RateLimited);
+    assert_eq!(refused.code().status(), 429);
+    assert!(refused.is_retryable());
+    let m = refused.to_string();
+    assert!(
+        m.contains("token t1") && m.contains("2 per second (burst 2)"),
+        "{m}"
+    );
+    // Nothing was placed for the refused actor.
+    assert!(
+        r.activations(None, 10)
+            .unwrap()
+            .iter()
+            .all(|a| a.key != "k3")
+    );
+    // Existing actors are found (and re-placed after a lapse) without a charge.
+    for _ in 0..10 {
+        ensure_for(&r, "k1", Some("t1")).unwrap();
+    }
+    lapse(&r, &clock, &["a"]);
+    assert!(
+        ensure_for(&r, "k3", Some("t1")).is_ok(),
+        "refilled after a second"
+    );
+    ensure_for(&r, "k2", Some("t1")).unwrap();
+    // Another token id has its own bucket; a request naming none is not limited.
+    ensure_for(&r, "k4", Some("t2")).unwrap();
+    for i in 0..10 {
+        ensure_for(&r, &format!("free-{i}"), None).unwrap();
+    }
 }

@@ -64,3 +64,68 @@ async fn an_actor_cannot_store_past_its_quota_and_deleting_frees_it() {
         json!({"seq": 1})
     );
 }
+
+/// Finding 8b: a token creating new actors as fast as it can is refused past its rate, with an
+/// error naming the token id and the limit; actors that exist are reached as before, and other
+/// tokens have their own budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_actors_per_token_are_rate_limited_but_existing_ones_are_not() {
+    let c = Cluster::start_with(
+        1,
+        |cp| {
+            cp.limits.new_actors_per_second = 1;
+            cp.limits.new_actor_burst = 3;
+        },
+        |_| {},
+    )
+    .await;
+    c.deploy("counter", latchkey_examples::COUNTER).await;
+    let request = latchkey_wire::admin::MintRequest {
+        actor_type: Some("counter".into()),
+        rights: Some(vec!["invoke".into()]),
+        ..Default::default()
+    };
+    let minted = c.admin.mint(&request).await.unwrap();
+    let t = minted.token;
+    // Compile the module first (through another token), so the calls below are quick.
+    let other = c.invoke_token("counter").await;
+    c.call(0, &other, "counter", "warm", "inc", "")
+        .await
+        .unwrap();
+    // The attack: one new key after another. The burst of 3 passes; the bucket gains one token
+    // a second, far slower than new actors are asked for, so a refusal comes within a few more.
+    let mut created = 0;
+    let e = loop {
+        assert!(created < 20, "20 new actors and no refusal");
+        match c
+            .call(0, &t, "counter", &format!("k{created}"), "inc", "")
+            .await
+        {
+            Ok(_) => created += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(created >= 3, "the burst passes: {created}");
+    assert_eq!(e.code, ErrorCode::RateLimited, "{}", e.message);
+    assert!(e.retryable);
+    assert!(
+        e.message.contains(&format!("token {}", minted.token_id)),
+        "names the token id: {}",
+        e.message
+    );
+    assert!(
+        e.message.contains("1 per second (burst 3)"),
+        "names the limit: {}",
+        e.message
+    );
+    // The refused actor was not created: an unlimited token finds it new (its count starts at 1).
+    // Existing actors are not limited, however often they are called.
+    for _ in 0..5 {
+        c.call(0, &t, "counter", "k0", "get", "").await.unwrap();
+    }
+    let refused_key = format!("k{created}");
+    assert_eq!(
+        json(c.call(0, &other, "counter", &refused_key, "inc", "").await),
+        json!(1)
+    );
+}

@@ -19,6 +19,7 @@ use latchkey_wire::lease::LeaseSettings;
 use latchkey_wire::limits;
 
 use crate::error::RegistryError;
+use crate::ratelimit::{BucketSettings, CreationLimiter};
 
 /// Size limits the registry enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +39,17 @@ pub struct Limits {
     /// Most bytes one actor may store: the sum over its stored entries of key length plus
     /// value length, checked in every commit's transaction.
     pub max_actor_storage_bytes: u64,
+    /// New actors one token id may create per second (0: unlimited), on one control-plane
+    /// instance.
+    pub new_actors_per_second: u64,
+    /// New actors one token id may create at once after a quiet period.
+    pub new_actor_burst: u64,
 }
+
+/// Default rate of new actors per token id: 100 per second.
+pub const DEFAULT_NEW_ACTORS_PER_SECOND: u64 = 100;
+/// Default burst of new actors per token id.
+pub const DEFAULT_NEW_ACTOR_BURST: u64 = 200;
 
 /// Default storage quota per actor: 128 MiB.
 pub const DEFAULT_MAX_ACTOR_STORAGE_BYTES: u64 = 128 << 20;
@@ -53,6 +64,8 @@ impl Default for Limits {
             max_commit_writes: limits::MAX_COMMIT_WRITES,
             max_name_bytes: 512,
             max_actor_storage_bytes: DEFAULT_MAX_ACTOR_STORAGE_BYTES,
+            new_actors_per_second: DEFAULT_NEW_ACTORS_PER_SECOND,
+            new_actor_burst: DEFAULT_NEW_ACTOR_BURST,
         }
     }
 }
@@ -62,6 +75,7 @@ pub struct Registry {
     store: Arc<dyn Store>,
     settings: LeaseSettings,
     limits: Limits,
+    creations: CreationLimiter,
 }
 
 impl Registry {
@@ -71,6 +85,10 @@ impl Registry {
             store,
             settings,
             limits,
+            creations: CreationLimiter::new(BucketSettings {
+                per_second: limits.new_actors_per_second,
+                burst: limits.new_actor_burst,
+            }),
         }
     }
 

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     Invalid,
     /// 429: the actor's mailbox is full.
     Overloaded,
+    /// 429: the caller made more requests of a rate-limited kind (e.g. creating new actors) than
+    /// its limit allows; retry after a while (the message names the limit).
+    RateLimited,
     /// 507: the actor's stored bytes would exceed its storage quota (the message names the
     /// limit and the usage); nothing of the call was committed. Not retryable as such: the
     /// actor must delete data first.
@@ -75,7 +78,7 @@ impl ErrorCode {
             ErrorCode::Misdirected => 421,
             ErrorCode::TooLarge => 413,
             ErrorCode::Invalid => 422,
-            ErrorCode::Overloaded => 429,
+            ErrorCode::Overloaded | ErrorCode::RateLimited => 429,
             ErrorCode::Internal
             | ErrorCode::ActorFailed
             | ErrorCode::Trapped
@@ -93,6 +96,7 @@ impl ErrorCode {
             self,
             ErrorCode::Unavailable
                 | ErrorCode::Overloaded
+                | ErrorCode::RateLimited
                 | ErrorCode::Timeout
                 | ErrorCode::Misdirected
         )

@@ -32,12 +32,12 @@ pub struct ServeArgs {
     /// Successive heartbeats before a node receives placements.
     #[arg(long, default_value_t = 3)]
     pub min_heartbeats: u32,
-    /// Quotas and rate limits.
+    /// Quotas, rate limits and record retention.
     #[command(flatten)]
     pub quotas: QuotaArgs,
 }
 
-/// Quotas and rate limits of a control plane (`Default` is the command line's defaults).
+/// Quotas, rate limits and record retention of a control plane (`Default` is the command line's defaults).
 #[derive(Clone, Debug, clap::Args)]
 pub struct QuotaArgs {
     /// Most bytes one actor may store (keys plus values); a commit that would grow an actor
@@ -51,6 +51,10 @@ pub struct QuotaArgs {
     /// New actors one token id may create at once after a quiet period.
     #[arg(long, default_value_t = crate::registry::DEFAULT_NEW_ACTOR_BURST)]
     pub new_actor_burst: u64,
+    /// Seconds after its placement ended that the activation record of an actor storing
+    /// nothing is deleted.
+    #[arg(long, default_value_t = crate::DEFAULT_ACTIVATION_RETENTION.as_secs())]
+    pub activation_retention_secs: u64,
 }
 
 impl Default for QuotaArgs {
@@ -59,6 +63,7 @@ impl Default for QuotaArgs {
             max_actor_storage_bytes: crate::registry::DEFAULT_MAX_ACTOR_STORAGE_BYTES,
             new_actors_per_second: crate::registry::DEFAULT_NEW_ACTORS_PER_SECOND,
             new_actor_burst: crate::registry::DEFAULT_NEW_ACTOR_BURST,
+            activation_retention_secs: crate::DEFAULT_ACTIVATION_RETENTION.as_secs(),
         }
     }
 }
@@ -69,6 +74,8 @@ impl QuotaArgs {
         config.limits.max_actor_storage_bytes = self.max_actor_storage_bytes;
         config.limits.new_actors_per_second = self.new_actors_per_second;
         config.limits.new_actor_burst = self.new_actor_burst;
+        config.activation_retention =
+            std::time::Duration::from_secs(self.activation_retention_secs);
     }
 }
 

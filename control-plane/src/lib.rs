@@ -52,7 +52,13 @@ pub struct Config {
     pub limits: Limits,
     /// How long the change feed keeps events for followers.
     pub feed_retention: Duration,
+    /// How long after its placement ended the activation record of an actor that stores
+    /// nothing is kept (then maintenance deletes it).
+    pub activation_retention: Duration,
 }
+
+/// Default [`Config::activation_retention`]: 7 days.
+pub const DEFAULT_ACTIVATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Config {
     /// Defaults for a data directory: the embedded store at `<data_dir>/store.redb`.
@@ -64,6 +70,7 @@ impl Config {
             lease: LeaseSettings::default(),
             limits: Limits::default(),
             feed_retention: Duration::from_secs(3600),
+            activation_retention: DEFAULT_ACTIVATION_RETENTION,
         }
     }
 }
@@ -126,8 +133,9 @@ impl ControlPlane {
         self.feed.send_modify(|n| *n += 1);
     }
 
-    /// Background upkeep until the returned task is aborted: trims the change feed and reloads
-    /// keys and revocations other instances may have written.
+    /// Background upkeep until the returned task is aborted: reloads keys and revocations other
+    /// instances may have written (every 2 s), trims the change feed and collects idle
+    /// activation records (every minute).
     pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let cp = Arc::clone(self);
         tokio::spawn(async move {
@@ -146,6 +154,11 @@ impl ControlPlane {
                         let now = tx.read_version()?;
                         drop(tx);
                         cp2.registry.trim_feed(now.saturating_sub(keep))?;
+                        let idle = cp2.config.activation_retention.as_secs() * VERSIONS_PER_SECOND;
+                        let collected = cp2.registry.collect_idle_activations(now, idle)?;
+                        if collected > 0 {
+                            tracing::info!(collected, "deleted idle activation records");
+                        }
                     }
                     Ok::<_, RegistryError>(())
                 })

@@ -75,6 +75,17 @@ impl Config {
     }
 }
 
+/// Creates `dir` and any missing parents with mode 0700 (owner only: it holds issuer keys, the
+/// admin token and, by default, the store). An existing directory is left as it is.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), RegistryError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| RegistryError::Unavailable(format!("creating {}: {e}", dir.display())))
+}
+
 /// A running control plane's state.
 pub struct ControlPlane {
     /// The registry.
@@ -97,17 +108,17 @@ pub struct Opened {
 }
 
 impl ControlPlane {
-    /// Opens the store the config names and the authority in its data directory.
+    /// Opens the store the config names and the authority in its data directory (created
+    /// owner-only, mode 0700, if missing).
     pub fn open(config: Config) -> Result<Opened, RegistryError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            RegistryError::Unavailable(format!("{}: {e}", config.data_dir.display()))
-        })?;
+        create_private_dir(&config.data_dir)?;
         let store = latchkey_store::open(&config.store)?;
         Self::open_with_store(store, config)
     }
 
     /// Opens with an already-open store (tests, simulation, benchmarks).
     pub fn open_with_store(store: Arc<dyn Store>, config: Config) -> Result<Opened, RegistryError> {
+        create_private_dir(&config.data_dir)?;
         let registry = Arc::new(Registry::new(store, config.lease, config.limits));
         let opened = Authority::open(&config.data_dir, &registry)?;
         let (feed, _) = tokio::sync::watch::channel(0);

@@ -886,3 +886,20 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
         ErrorCode::NotFound
     );
 }
+
+/// Finding 10 of issue #15: the control plane's data directory (keys, admin token, store) is
+/// created owner-only (0700, with any parents it creates), and the store file 0600.
+#[test]
+fn the_data_directory_is_created_owner_only_and_the_store_file_too() {
+    let root = tempfile::tempdir().unwrap();
+    let parent = root.path().join("srv");
+    let data = parent.join("latchkey-data");
+    let opened = ControlPlane::open(Config::new(&data)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [&parent, &data] {
+        assert_eq!(mode(dir), 0o700, "{} is {:o}", dir.display(), mode(dir));
+    }
+    let store = data.join("store.redb");
+    assert_eq!(mode(&store), 0o600, "the store file is {:o}", mode(&store));
+    drop(opened);
+}

@@ -211,8 +211,9 @@ impl Drop for Runtime {
     }
 }
 
-/// The on-disk cache of compiled components in `dir` (created if missing). wasmtime wants an
-/// absolute path; a relative one is resolved against the working directory here.
+/// The on-disk cache of compiled components in `dir` (created if missing, with any missing
+/// parents such as the node's data directory, owner-only: mode 0700). wasmtime wants an absolute
+/// path; a relative one is resolved against the working directory here.
 fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
     let dir = std::path::absolute(dir).with_context(|| {
         format!(
@@ -220,7 +221,7 @@ fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
             dir.display()
         )
     })?;
-    std::fs::create_dir_all(&dir).with_context(|| {
+    create_private_dir(&dir).with_context(|| {
         format!(
             "creating the compiled-module cache directory {}",
             dir.display()
@@ -234,6 +235,15 @@ fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
             dir.display()
         )
     })
+}
+
+/// Creates `dir` and its missing parents with mode 0700; an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn compile(
@@ -257,4 +267,22 @@ fn compile(
         .instantiate_pre(&component)
         .map_err(|e| fail(format!("{e:#}")))?;
     ActorPre::new(pre).map_err(|e| fail(format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_compiled_cache_and_the_data_directory_above_it_are_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("node-data");
+        compiled_cache(&data.join("compiled")).unwrap();
+        for dir in [&data, &data.join("compiled")] {
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        }
+    }
 }

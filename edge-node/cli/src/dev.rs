@@ -87,6 +87,9 @@ struct Running {
 
 impl Running {
     async fn start(args: &DevArgs) -> anyhow::Result<Running> {
+        // Owner-only (0700), like the control plane's and the node's directories inside it.
+        latchkey_control_plane::create_private_dir(&args.data_dir)
+            .context("creating the data directory")?;
         let mut config = Config::new(args.data_dir.join("control-plane"));
         config.lease.heartbeat_interval_ms = 500;
         config.lease.min_heartbeats = 1;

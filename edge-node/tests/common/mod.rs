@@ -45,6 +45,9 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().join("cp"));
         config.lease = LEASE;
+        // Tests place hundreds of actors with one token at once; the rate of new actors is
+        // limited only where a test sets it (tests/quotas.rs).
+        config.limits.new_actors_per_second = 0;
         tune_cp(&mut config);
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
             .await

@@ -55,6 +55,17 @@ pub struct QuotaArgs {
     /// nothing is deleted.
     #[arg(long, default_value_t = crate::DEFAULT_ACTIVATION_RETENTION.as_secs())]
     pub activation_retention_secs: u64,
+    /// A command that checks an uploaded module compiles (program and arguments separated by
+    /// spaces; the module on stdin), e.g. `latchkey compile-module --check`; run under the
+    /// compile limits below. Unset: uploads are validated but not compile-checked.
+    #[arg(long)]
+    pub compile_check_command: Option<String>,
+    /// Address space the compile check may use, in bytes (`RLIMIT_AS`).
+    #[arg(long, default_value_t = crate::compile_check::DEFAULT_COMPILE_MEMORY_BYTES)]
+    pub compile_memory_limit: u64,
+    /// Wall-clock time the compile check may take, in milliseconds (then it is killed).
+    #[arg(long, default_value_t = crate::compile_check::DEFAULT_COMPILE_TIMEOUT.as_millis() as u64)]
+    pub compile_timeout_ms: u64,
 }
 
 impl Default for QuotaArgs {
@@ -64,6 +75,9 @@ impl Default for QuotaArgs {
             new_actors_per_second: crate::registry::DEFAULT_NEW_ACTORS_PER_SECOND,
             new_actor_burst: crate::registry::DEFAULT_NEW_ACTOR_BURST,
             activation_retention_secs: crate::DEFAULT_ACTIVATION_RETENTION.as_secs(),
+            compile_check_command: None,
+            compile_memory_limit: crate::compile_check::DEFAULT_COMPILE_MEMORY_BYTES,
+            compile_timeout_ms: crate::compile_check::DEFAULT_COMPILE_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -76,6 +90,13 @@ impl QuotaArgs {
         config.limits.new_actor_burst = self.new_actor_burst;
         config.activation_retention =
             std::time::Duration::from_secs(self.activation_retention_secs);
+        config.compile_check = self.compile_check_command.as_deref().map(|command| {
+            crate::compile_check::CompileCheck {
+                command: command.split_whitespace().map(str::to_owned).collect(),
+                memory_bytes: self.compile_memory_limit,
+                timeout: std::time::Duration::from_millis(self.compile_timeout_ms),
+            }
+        });
     }
 }
 
@@ -97,6 +118,17 @@ impl ServeArgs {
 /// Opens the control plane the arguments describe and serves until `shutdown` completes.
 pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = args.config();
+    match &config.compile_check {
+        Some(check) => tracing::info!(
+            command = %check.command.join(" "),
+            memory_bytes = check.memory_bytes,
+            timeout_ms = check.timeout.as_millis() as u64,
+            "uploads are validated and compile-checked"
+        ),
+        None => tracing::warn!(
+            "uploads are validated but not compile-checked (no --compile-check-command): a module that compiles too slowly or too hugely is refused only by the nodes"
+        ),
+    }
     let store = config.store.to_string();
     let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
         .await?

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod authority;
 pub mod cli;
+pub mod compile_check;
 pub mod error;
 pub mod fencing;
 pub mod keys;
@@ -55,6 +56,9 @@ pub struct Config {
     /// How long after its placement ended the activation record of an actor that stores
     /// nothing is kept (then maintenance deletes it).
     pub activation_retention: Duration,
+    /// What checks that an upload compiles within bounds (`None`: uploads are validated but
+    /// not compile-checked).
+    pub compile_check: Option<compile_check::CompileCheck>,
 }
 
 /// Default [`Config::activation_retention`]: 7 days.
@@ -71,6 +75,7 @@ impl Config {
             limits: Limits::default(),
             feed_retention: Duration::from_secs(3600),
             activation_retention: DEFAULT_ACTIVATION_RETENTION,
+            compile_check: None,
         }
     }
 }

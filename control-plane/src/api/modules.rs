@@ -29,6 +29,18 @@ pub(super) async fn upload(
     let scope = deploy_scope(&cp, &req)?;
     let max = cp.registry.limits().max_module_bytes;
     let body = read_body(req.into_body(), max).await?;
+    // Validation first (cheap, in-process), then the compile check (a bounded child process),
+    // then storing.
+    let bytes = body.clone();
+    blocking(move || {
+        crate::validate::validate_component(&bytes)
+            .map(drop)
+            .map_err(|e| crate::RegistryError::Invalid(e.to_string()))
+    })
+    .await?;
+    if let Some(check) = &cp.config().compile_check {
+        check.check(body.clone()).await.map_err(|e| e.to_api())?;
+    }
     let registry = Arc::clone(&cp.registry);
     let module = blocking(move || registry.put_module_as(&body, scope.as_deref())).await?;
     Ok(json(StatusCode::CREATED, &module))

@@ -1,6 +1,7 @@
-//! Quotas and collection on the real registry over a deterministic store: per-actor stored
-//! bytes checked in the commit's transaction (issue #15, finding 8). Time is a manual version
-//! clock, so no test sleeps.
+//! Quotas and rate limits on the real registry over a deterministic store (issue #15, finding
+//! 8): per-actor stored bytes checked in the commit's transaction, and new actors per token id.
+//! Time is a manual version clock, so no test sleeps. (Collection of idle activation records is
+//! in `fencing.rs`.)
 
 mod common;
 

@@ -69,6 +69,8 @@ impl ControlPlaneHandle {
         let mut config = Config::new(dir.path().join("cp"));
         config.lease.min_heartbeats = 1;
         config.lease.heartbeat_interval_ms = 200;
+        // The suite places thousands of actors with one token as fast as it can.
+        config.limits.new_actors_per_second = 0;
         let engine = EngineOptions {
             commit_mode: options.commit_mode,
             ..EngineOptions::default()

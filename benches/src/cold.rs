@@ -51,6 +51,7 @@ pub(crate) async fn create_then_invoke(table: &mut Table) {
                 actor_type: "counter".into(),
                 key: format!("floor-{i}"),
                 region_hint: None,
+                token_id: None,
             };
             let t0 = Instant::now();
             client

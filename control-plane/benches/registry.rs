@@ -92,6 +92,7 @@ fn ensure(r: &Registry, key: &str) -> Activation {
             actor_type: "counter".into(),
             key: key.into(),
             region_hint: None,
+            token_id: None,
         },
     )
     .unwrap()

@@ -15,6 +15,10 @@ pub enum RegistryError {
     /// A named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller's token does not reach what the request touches, or the operation is not
+    /// allowed (e.g. an enrolment capability used twice); the message names why.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request conflicts with the current state (e.g. a canary in progress).
     #[error("{0}")]
     Conflict(String),
@@ -27,12 +31,15 @@ pub enum RegistryError {
     /// Malformed input.
     #[error("{0}")]
     BadRequest(String),
-    /// Well-formed, authenticated, and not allowed (e.g. an enrolment token used twice).
-    #[error("forbidden: {0}")]
-    Forbidden(String),
     /// Input over a size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A commit would take an actor's stored bytes over its quota (nothing was written).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The caller exceeded a rate limit (e.g. new actors per token per second); retry later.
+    #[error("{0}")]
+    RateLimited(String),
     /// Nothing can serve the request right now (e.g. no eligible node).
     #[error("{0}")]
     Unavailable(String),
@@ -67,12 +74,14 @@ impl RegistryError {
                 | StoreError::Corrupt(_) => ErrorCode::Internal,
             },
             RegistryError::NotFound(_) => ErrorCode::NotFound,
+            RegistryError::Forbidden(_) => ErrorCode::Forbidden,
             RegistryError::Conflict(_) => ErrorCode::Conflict,
             RegistryError::Fenced(_) => ErrorCode::Fenced,
             RegistryError::Invalid(_) => ErrorCode::Invalid,
             RegistryError::BadRequest(_) => ErrorCode::BadRequest,
-            RegistryError::Forbidden(_) => ErrorCode::Forbidden,
             RegistryError::TooLarge(_) => ErrorCode::TooLarge,
+            RegistryError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            RegistryError::RateLimited(_) => ErrorCode::RateLimited,
             RegistryError::Unavailable(_) => ErrorCode::Unavailable,
             RegistryError::Gone(_) => ErrorCode::Gone,
         }

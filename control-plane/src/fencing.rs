@@ -285,9 +285,55 @@ fn weighted_score(hash: u64, weight: u32) -> f64 {
     -f64::from(weight) / u.ln()
 }
 
+/// Whether an activation record placed at version `placed_at` (its generation) on a node in
+/// `placed_epoch` may be deleted at `now` as idle: the placement is not live (so no instance of
+/// it can read or commit again: its node has stopped serving it by its own clock), it was made
+/// at least `idle` versions ago, and, when its node's lease expired in the placement's epoch
+/// (the one case the registry knows when a placement ended), that expiry is `idle` ago too.
+///
+/// Deleting a record never lets a generation be reused: generations are commit versionstamps,
+/// and store versions never go backwards, so a later placement's generation is greater than any
+/// before; an old instance presenting its fence finds no record, or one of another generation.
+pub fn collectable(
+    placed_at: u64,
+    placed_epoch: u64,
+    owner: Option<&NodeLease>,
+    now: u64,
+    idle: u64,
+    settings: &LeaseSettings,
+) -> bool {
+    let old = |since: u64| since.saturating_add(idle) <= now;
+    if activation_live("", placed_epoch, owner, now, settings).is_ok() || !old(placed_at) {
+        return false;
+    }
+    match owner {
+        Some(lease) if lease.epoch == placed_epoch => {
+            old(lease.last_heartbeat.saturating_add(settings.ttl_versions))
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_placements_dead_for_the_idle_time_are_collectable() {
+        let live = lease(1, 1_000, 5);
+        // Live: never, however old.
+        assert!(!collectable(0, 1, Some(&live), 1_050, 10, &S));
+        // Lease expired in the placement's epoch at 1,100: collectable from 1,110 on.
+        assert!(!collectable(0, 1, Some(&live), 1_109, 10, &S));
+        assert!(collectable(0, 1, Some(&live), 1_110, 10, &S));
+        // Placed too recently, although dead.
+        assert!(!collectable(1_105, 1, Some(&live), 1_110, 10, &S));
+        // The node moved to another epoch (or is unknown): dead; old enough by its placement.
+        let moved = lease(2, 1_100, 5);
+        assert!(collectable(0, 1, Some(&moved), 1_150, 10, &S));
+        assert!(!collectable(1_145, 1, Some(&moved), 1_150, 10, &S));
+        assert!(collectable(0, 1, None, 20, 10, &S));
+    }
 
     const S: LeaseSettings = LeaseSettings {
         ttl_versions: 100,

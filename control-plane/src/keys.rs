@@ -8,6 +8,7 @@
 //! | `("latchkey","act",actor_type,key)` | generation versionstamp (10 B) ++ JSON `ActivationRecord` |
 //! | `("latchkey","state",actor_type,key)` ++ user key | the actor's value |
 //! | `("latchkey","commit",actor_type,key)` | last applied commit: generation (10 B) ++ seq (u64 BE) |
+//! | `("latchkey","usage",actor_type,key)` | the actor's stored bytes (u64 BE); absent when 0 |
 //! | `("latchkey","outcome",actor_type,version,second)` | JSON `OutcomeCounts` reported by nodes |
 //! | `("latchkey","module",content_id)` | JSON `ModuleRecord` |
 //! | `("latchkey","chunk",content_id,index)` | up to 64 KiB of the component |
@@ -73,6 +74,11 @@ pub fn state(prefix: &[u8], user_key: &[u8]) -> Vec<u8> {
 /// The last commit applied for an actor: generation (10 B) ++ sequence number (8 B, big-endian).
 pub fn last_commit(actor_type: &str, actor_key: &str) -> Vec<u8> {
     key(("commit", actor_type, actor_key))
+}
+
+/// An actor's stored bytes (keys plus values), kept by every commit.
+pub fn usage(actor_type: &str, actor_key: &str) -> Vec<u8> {
+    key(("usage", actor_type, actor_key))
 }
 
 /// Outcome counts of one version of an actor type in one second (bucket: Unix seconds of store

@@ -5,6 +5,7 @@
 //! - [`registry`]: every operation as one store transaction over [`latchkey_store`].
 //! - [`authority`]: issuer keys, trusted keys, revocations, token checks.
 //! - [`tail`]: tail sessions (actors' log lines and call outcomes as they happen).
+//! - [`ratelimit`]: token buckets (new actors per token id).
 //! - [`api`]: the admin (JSON) and node (postcard) HTTP APIs.
 //!
 //! [`ControlPlane`] puts them together; the `control-plane` binary and the `latchkey dev`
@@ -13,9 +14,11 @@
 pub mod api;
 pub mod authority;
 pub mod cli;
+pub mod compile_check;
 pub mod error;
 pub mod fencing;
 pub mod keys;
+pub mod ratelimit;
 pub mod records;
 pub mod registry;
 pub mod rollout;
@@ -52,7 +55,16 @@ pub struct Config {
     pub feed_retention: Duration,
     /// Lifetime of the certificates issued to nodes (they renew at half-life).
     pub node_certificate_ttl: Duration,
+    /// How long after its placement ended the activation record of an actor that stores
+    /// nothing is kept (then maintenance deletes it).
+    pub activation_retention: Duration,
+    /// What checks that an upload compiles within bounds (`None`: uploads are validated but
+    /// not compile-checked).
+    pub compile_check: Option<compile_check::CompileCheck>,
 }
+
+/// Default [`Config::activation_retention`]: 7 days.
+pub const DEFAULT_ACTIVATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Config {
     /// Defaults for a data directory: the embedded store at `<data_dir>/store.redb`.
@@ -65,8 +77,21 @@ impl Config {
             limits: Limits::default(),
             feed_retention: Duration::from_secs(3600),
             node_certificate_ttl: Duration::from_secs(12 * 3600),
+            activation_retention: DEFAULT_ACTIVATION_RETENTION,
+            compile_check: None,
         }
     }
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (owner only: it holds issuer keys, the
+/// admin token and, by default, the store). An existing directory is left as it is.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), RegistryError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| RegistryError::Unavailable(format!("creating {}: {e}", dir.display())))
 }
 
 /// A running control plane's state.
@@ -91,17 +116,17 @@ pub struct Opened {
 }
 
 impl ControlPlane {
-    /// Opens the store the config names and the authority in its data directory.
+    /// Opens the store the config names and the authority in its data directory (created
+    /// owner-only, mode 0700, if missing).
     pub fn open(config: Config) -> Result<Opened, RegistryError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            RegistryError::Unavailable(format!("{}: {e}", config.data_dir.display()))
-        })?;
+        create_private_dir(&config.data_dir)?;
         let store = latchkey_store::open(&config.store)?;
         Self::open_with_store(store, config)
     }
 
     /// Opens with an already-open store (tests, simulation, benchmarks).
     pub fn open_with_store(store: Arc<dyn Store>, config: Config) -> Result<Opened, RegistryError> {
+        create_private_dir(&config.data_dir)?;
         let registry = Arc::new(Registry::new(store, config.lease, config.limits));
         let opened = Authority::open(&config.data_dir, &registry)?;
         let (feed, _) = tokio::sync::watch::channel(0);
@@ -127,8 +152,9 @@ impl ControlPlane {
         self.feed.send_modify(|n| *n += 1);
     }
 
-    /// Background upkeep until the returned task is aborted: trims the change feed and reloads
-    /// keys and revocations other instances may have written.
+    /// Background upkeep until the returned task is aborted: reloads keys and revocations other
+    /// instances may have written (every 2 s), trims the change feed and collects idle
+    /// activation records (every minute).
     pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let cp = Arc::clone(self);
         tokio::spawn(async move {
@@ -147,6 +173,11 @@ impl ControlPlane {
                         let now = tx.read_version()?;
                         drop(tx);
                         cp2.registry.trim_feed(now.saturating_sub(keep))?;
+                        let idle = cp2.config.activation_retention.as_secs() * VERSIONS_PER_SECOND;
+                        let collected = cp2.registry.collect_idle_activations(now, idle)?;
+                        if collected > 0 {
+                            tracing::info!(collected, "deleted idle activation records");
+                        }
                     }
                     Ok::<_, RegistryError>(())
                 })

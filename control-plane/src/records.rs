@@ -56,6 +56,10 @@ pub struct ModuleRecord {
     pub exports: Vec<String>,
     /// Imported interfaces.
     pub imports: Vec<String>,
+    /// The actor types it was uploaded for (by tokens scoped to one type); empty when only
+    /// unscoped tokens uploaded it. Records from before this field read as empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub actor_types: std::collections::BTreeSet<String>,
 }
 
 /// A revoked token id.

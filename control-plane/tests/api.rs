@@ -356,6 +356,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .await
@@ -614,6 +615,7 @@ fn ensure(actor_type: &str, key: &str) -> EnsureActivationRequest {
         actor_type: actor_type.into(),
         key: key.into(),
         region_hint: None,
+        token_id: None,
     }
 }
 
@@ -755,4 +757,121 @@ async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
     // goes to that same node (which fences the old), never to another.
     assert_eq!(placed.node_id, "n1");
     assert_ne!(placed.generation, first.generation, "a new generation");
+}
+
+/// Finding 9 of issue #15: a deploy token scoped to one actor type reaches only that type's
+/// modules. Each step is the attack a `chat` token could make on another type's modules, and its
+/// refusal, which names why.
+#[tokio::test]
+async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
+    let s = start(|_| {}).await;
+    let scoped = |t: &str| MintRequest {
+        actor_type: Some(t.into()),
+        rights: Some(vec!["deploy".into()]),
+        ..Default::default()
+    };
+    let chat = mint(&s.admin, scoped("chat")).await;
+    let billing = mint(&s.admin, scoped("billing")).await;
+    let of_billing = billing
+        .upload_module(actor_component("billing"))
+        .await
+        .unwrap();
+    assert_eq!(of_billing.actor_types, ["billing"]);
+    let of_chat = chat.upload_module(actor_component("chat")).await.unwrap();
+    let typeless = s
+        .admin
+        .upload_module(actor_component("admin"))
+        .await
+        .unwrap();
+    assert!(typeless.actor_types.is_empty());
+
+    // Listing shows the scoped token its type's modules only; the unscoped one sees every module.
+    let listed: Vec<String> = chat
+        .modules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content_id)
+        .collect();
+    assert_eq!(listed, std::slice::from_ref(&of_chat.content_id));
+    assert_eq!(s.admin.modules().await.unwrap().len(), 3);
+
+    // Reading, deleting and deploying another type's module, or a typeless one: refused, and
+    // the module is untouched.
+    for other in [&of_billing.content_id, &typeless.content_id] {
+        let (c, m) = code(chat.module(other).await.unwrap_err());
+        assert_eq!(c, ErrorCode::NotFound);
+        assert!(m.contains("among the modules of actor type `chat`"), "{m}");
+        let (c, m) = code(chat.delete_module(other).await.unwrap_err());
+        assert_eq!(c, ErrorCode::NotFound);
+        assert!(m.contains("your token is scoped to `chat`"), "{m}");
+        let (c, m) = code(chat.deploy("chat", other, None).await.unwrap_err());
+        assert_eq!(c, ErrorCode::NotFound);
+        assert!(m.contains("among the modules of actor type `chat`"), "{m}");
+        let (c, m) = code(chat.canary("chat", other, 10.0).await.unwrap_err());
+        assert_eq!(c, ErrorCode::NotFound, "{m}");
+        assert!(s.admin.module(other).await.is_ok());
+    }
+    assert!(
+        s.admin.deployment("chat").await.is_err(),
+        "nothing was deployed"
+    );
+    chat.deploy("chat", &of_chat.content_id, None)
+        .await
+        .unwrap();
+    // An unscoped token deploys any module, typeless or not.
+    s.admin
+        .deploy("billing", &typeless.content_id, None)
+        .await
+        .unwrap();
+
+    // The same bytes uploaded for `chat` add `chat` to the one module, which `chat` then sees (as
+    // its type only); deleting it needs a token covering both types.
+    let shared = chat
+        .upload_module(actor_component("billing"))
+        .await
+        .unwrap();
+    assert_eq!(shared.content_id, of_billing.content_id);
+    assert_eq!(shared.actor_types, ["chat"]);
+    let full = s.admin.module(&of_billing.content_id).await.unwrap();
+    assert_eq!(full.actor_types, ["billing", "chat"]);
+    for (token, name) in [(&chat, "chat"), (&billing, "billing")] {
+        let (c, m) = code(
+            token
+                .delete_module(&of_billing.content_id)
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(c, ErrorCode::Forbidden);
+        assert!(
+            m.contains(&format!("other than `{name}`"))
+                && m.contains("needs a token covering every type"),
+            "{m}"
+        );
+    }
+    s.admin.delete_module(&of_billing.content_id).await.unwrap();
+    // A module of the scoped token's type alone is its to delete (once no deployment uses it).
+    let spare = chat.upload_module(actor_component("spare")).await.unwrap();
+    chat.delete_module(&spare.content_id).await.unwrap();
+    assert_eq!(
+        code(s.admin.module(&spare.content_id).await.unwrap_err()).0,
+        ErrorCode::NotFound
+    );
+}
+
+/// Finding 10 of issue #15: the control plane's data directory (keys, admin token, store) is
+/// created owner-only (0700, with any parents it creates), and the store file 0600.
+#[test]
+fn the_data_directory_is_created_owner_only_and_the_store_file_too() {
+    let root = tempfile::tempdir().unwrap();
+    let parent = root.path().join("srv");
+    let data = parent.join("latchkey-data");
+    let opened = ControlPlane::open(Config::new(&data)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [&parent, &data] {
+        assert_eq!(mode(dir), 0o700, "{} is {:o}", dir.display(), mode(dir));
+    }
+    let store = data.join("store.redb");
+    assert_eq!(mode(&store), 0o600, "the store file is {:o}", mode(&store));
+    drop(opened);
 }

@@ -243,6 +243,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .unwrap_err();
@@ -260,6 +261,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "counter".into(),
                 key: "k".into(),
                 region_hint: Some("us".into()),
+                token_id: None,
             },
         )
         .unwrap();
@@ -271,6 +273,7 @@ fn placement_needs_an_eligible_node_and_honours_the_region_hint() {
                 actor_type: "chat".into(),
                 key: "k".into(),
                 region_hint: None,
+                token_id: None,
             },
         )
         .unwrap_err();
@@ -457,4 +460,76 @@ fn a_batch_of_commits_applies_each_on_its_own_fence() {
     let again = r.commit_states("a", &[first]).unwrap();
     assert!(again[0].is_ok());
     assert_eq!(get(&r, "a", &k1).unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+fn store_now(r: &Registry) -> u64 {
+    r.clock().unwrap().version
+}
+
+/// Idle activation records are collected without weakening fencing: only placements dead for
+/// the idle time, of actors that store nothing, go; an instance of a collected placement can
+/// never read or commit again, also once the actor is placed anew (its generation is new); live
+/// placements and actors with state keep their records.
+#[test]
+fn idle_activation_records_are_collected_and_stale_instances_stay_fenced() {
+    let clock = ManualClock::new(START);
+    let r = memory_registry(&clock);
+    let idle = 3 * common::SETTINGS.ttl_versions;
+    join(&r, "a", "eu");
+    let v1 = deploy(&r, "v1");
+    let old = ensure(&r, "a", "idle");
+    // It committed once and then deleted everything: it stores nothing, but has a last commit.
+    put(&r, "a", &old, b"1").unwrap();
+    let resend = CommitRequest {
+        seq: next_seq(),
+        fence: old.fence(),
+        writes: vec![StateWrite::DeleteAll],
+    };
+    r.commit_state("a", &resend).unwrap();
+    assert_eq!(get(&r, "a", &old).unwrap(), None);
+    let stateful = ensure(&r, "a", "stateful");
+    put(&r, "a", &stateful, b"1").unwrap();
+
+    // Live placements are never collected, however small the idle time.
+    assert_eq!(r.collect_idle_activations(store_now(&r), 0).unwrap(), 0);
+    // Dead, but not for the idle time yet.
+    restart(&r, &clock, "a", "eu");
+    assert_eq!(r.collect_idle_activations(store_now(&r), idle).unwrap(), 0);
+    assert_eq!(r.activations(None, 10).unwrap().len(), 2);
+    // A `now` later than the store's is not believed.
+    assert_eq!(r.collect_idle_activations(u64::MAX, idle).unwrap(), 0);
+
+    clock.advance(idle);
+    assert_eq!(r.collect_idle_activations(store_now(&r), idle).unwrap(), 1);
+    let left = r.activations(None, 10).unwrap();
+    assert_eq!(left.len(), 1, "the actor with state keeps its record");
+    assert_eq!(left[0].key, "stateful");
+
+    // The collected placement's instance cannot commit, nor have its resend acknowledged.
+    assert_eq!(
+        fenced(put(&r, "a", &old, b"2")),
+        FenceRejection::NotActivated
+    );
+    assert_eq!(
+        fenced(r.commit_state("a", &resend)),
+        FenceRejection::NotActivated
+    );
+    // Placed anew (the node is back): a new, greater generation, which the old instance cannot
+    // present.
+    join(&r, "a", "eu");
+    let new = ensure(&r, "a", "idle");
+    assert!(new.no_state);
+    assert!(new.generation.0 > old.generation.0, "generations only grow");
+    assert!(matches!(
+        fenced(put(&r, "a", &old, b"2")),
+        FenceRejection::Replaced { .. } | FenceRejection::Stale(_)
+    ));
+    assert!(matches!(
+        fenced(r.commit_state("a", &resend)),
+        FenceRejection::Replaced { .. } | FenceRejection::Stale(_)
+    ));
+    put(&r, "a", &new, b"3").unwrap();
+    assert_eq!(get(&r, "a", &new).unwrap().as_deref(), Some(&b"3"[..]));
+    // The actor with state resumes on the version that last ran it.
+    assert_eq!(ensure(&r, "a", "stateful").module_version, v1);
 }

@@ -147,6 +147,7 @@ async fn no_bearer_token_is_a_node_credential() {
             actor_type: "counter".into(),
             key: "victim".into(),
             region_hint: None,
+            token_id: None,
         };
         let (c, _) = code(rogue.ensure_activation("rogue", &ensure).await.unwrap_err());
         assert_eq!(c, ErrorCode::Unauthenticated, "no placement");

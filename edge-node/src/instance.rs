@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
+use latchkey_wire::{ApiError, ErrorCode};
 use tokio::time::Instant;
 use wasmtime::Store;
 
@@ -245,6 +246,12 @@ async fn commit(
             }
             CommitFailure::Refused => {
                 let message = format!("the commit was refused: {e}");
+                // The actor's own writes were refused (its storage quota): the caller gets that
+                // error under its own code, not as a node failure. Nothing was applied.
+                if e.code() == Some(ErrorCode::QuotaExceeded) {
+                    let refusal = ApiError::new(ErrorCode::QuotaExceeded, message);
+                    return Err((CallError::Remote(refusal), false));
+                }
                 return Err((CallError::Internal(message), false));
             }
         }

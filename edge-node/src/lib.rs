@@ -1,7 +1,8 @@
 //! The Latchkey edge node: hosts per-key WASM actors (wasmtime components) and serves them over
 //! HTTP with capability tokens.
 //!
-//! - [`runtime`]: the one place wasmtime is configured.
+//! - [`runtime`]: the one place wasmtime is configured; [`compile`]: compiling module versions
+//!   in a bounded child process (`compile-module`).
 //! - `host`: the actor world's host capabilities (storage, actor calls, logging, clock).
 //! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
 //!   `upgrade`: switching a live activation to a newly deployed version.
@@ -14,6 +15,7 @@
 mod activation;
 pub mod auth;
 mod committer;
+pub mod compile;
 mod config;
 pub mod error;
 #[doc(hidden)]

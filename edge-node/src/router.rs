@@ -123,6 +123,7 @@ impl NodeInner {
                 actor_type: request.actor_type.clone(),
                 key: request.key.clone(),
                 region_hint: None,
+                token_id: caller.clone(),
             };
             let placement = self
                 .cp

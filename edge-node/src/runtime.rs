@@ -2,6 +2,8 @@
 //! epoch interruption), the linker (the actor world's host interfaces and WASI 0.2), the on-disk
 //! cache of compiled components (keyed by content hash and engine settings), `InstancePre`s per
 //! module version, and stores with a per-instance memory limit and a per-call CPU budget.
+//! Versions are compiled through the configured [`Compiler`] (`compile.rs`): in a bounded child
+//! process in the binaries, whose engine [`compile_config`] sets up like this one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use crate::compile::{CompileError, Compiler, InProcess};
 use crate::error::CallError;
 use crate::host::HostState;
 
@@ -48,6 +51,9 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// Where compiled components are cached (`None`: no disk cache).
     pub cache_dir: Option<PathBuf>,
+    /// What compiles module versions ([`InProcess`] by default; the binaries compile in a
+    /// bounded child process, [`crate::compile::ChildProcess`]).
+    pub compiler: Arc<dyn Compiler>,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +64,7 @@ impl Default for RuntimeConfig {
             cpu_limit: Duration::from_secs(2),
             tick: Duration::from_millis(10),
             cache_dir: None,
+            compiler: Arc::new(InProcess),
         }
     }
 }
@@ -78,15 +85,28 @@ pub struct Runtime {
     linker: Linker<HostState>,
     config: RuntimeConfig,
     modules: Mutex<HashMap<String, Arc<OnceCell<ActorPre>>>>,
+    /// Versions whose compilation broke a compile limit: not compiled again (until they are no
+    /// longer deployed), so calls to them cannot make the node compile a bomb over and over.
+    refused: Mutex<HashMap<String, CompileError>>,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// The engine settings that compiled code depends on, shared by the node's engine and the
+/// `compile-module` child: component model, epoch interruption, and the memory layout for an
+/// instance memory limit of `memory_limit` bytes.
+pub fn compile_config(memory_limit: usize) -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true);
+    wasm.epoch_interruption(true);
+    wasm.memory_reservation(memory_limit as u64);
+    wasm.memory_guard_size(64 << 10);
+    wasm
 }
 
 impl Runtime {
     /// Builds the engine and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true);
-        wasm.epoch_interruption(true);
+        let mut wasm = compile_config(config.memory_limit);
         let mut pool = PoolingAllocationConfig::default();
         let instances = config.max_instances;
         pool.total_component_instances(instances);
@@ -98,8 +118,6 @@ impl Runtime {
         pool.total_stacks(instances);
         pool.max_memory_size(config.memory_limit);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        wasm.memory_reservation(config.memory_limit as u64);
-        wasm.memory_guard_size(64 << 10);
         if let Some(dir) = &config.cache_dir {
             wasm.cache(Some(compiled_cache(dir)?));
         }
@@ -130,6 +148,7 @@ impl Runtime {
             linker,
             config,
             modules: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
             ticker_stop,
         })
     }
@@ -153,18 +172,43 @@ impl Runtime {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(modules.entry(content_id.to_owned()).or_default())
         };
+        let refused = |e: &CompileError| {
+            CallError::LimitExceeded(
+                PrepareError {
+                    content_id: content_id.to_owned(),
+                    message: e.to_string(),
+                }
+                .to_string(),
+            )
+        };
+        if let Some(e) = self.lock_refused().get(content_id) {
+            return Err(refused(e));
+        }
         let pre = cell
             .get_or_try_init(|| async {
                 let bytes = fetch().await?;
-                let engine = self.engine.clone();
-                let linker = self.linker.clone();
-                let id = content_id.to_owned();
-                tokio::task::spawn_blocking(move || compile(&engine, &linker, &id, &bytes))
-                    .await
-                    .map_err(|e| CallError::Internal(format!("compile task failed: {e}")))?
+                let compiler = &self.config.compiler;
+                let compiled = compiler
+                    .compile(&self.engine, self.config.memory_limit, content_id, bytes)
+                    .await;
+                let component = match compiled {
+                    Ok(component) => component,
+                    Err(e) if e.is_limit() => {
+                        self.lock_refused().insert(content_id.to_owned(), e.clone());
+                        return Err(refused(&e));
+                    }
+                    Err(e) => return Err(prepare_failed(content_id, e.to_string())),
+                };
+                link(&self.linker, content_id, &component)
             })
             .await?;
         Ok(pre.clone())
+    }
+
+    fn lock_refused(&self) -> std::sync::MutexGuard<'_, HashMap<String, CompileError>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A store for one instance, with the memory limiter and CPU accounting installed.
@@ -202,6 +246,8 @@ impl Runtime {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         modules.retain(|id, _| keep(id));
+        drop(modules);
+        self.lock_refused().retain(|id, _| keep(id));
     }
 }
 
@@ -211,8 +257,9 @@ impl Drop for Runtime {
     }
 }
 
-/// The on-disk cache of compiled components in `dir` (created if missing). wasmtime wants an
-/// absolute path; a relative one is resolved against the working directory here.
+/// The on-disk cache of compiled components in `dir` (created if missing, with any missing
+/// parents such as the node's data directory, owner-only: mode 0700). wasmtime wants an absolute
+/// path; a relative one is resolved against the working directory here.
 fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
     let dir = std::path::absolute(dir).with_context(|| {
         format!(
@@ -220,7 +267,7 @@ fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
             dir.display()
         )
     })?;
-    std::fs::create_dir_all(&dir).with_context(|| {
+    create_private_dir(&dir).with_context(|| {
         format!(
             "creating the compiled-module cache directory {}",
             dir.display()
@@ -236,25 +283,50 @@ fn compiled_cache(dir: &Path) -> anyhow::Result<Cache> {
     })
 }
 
-fn compile(
-    engine: &Engine,
+/// Creates `dir` and its missing parents with mode 0700; an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn prepare_failed(content_id: &str, message: String) -> CallError {
+    CallError::Internal(
+        PrepareError {
+            content_id: content_id.to_owned(),
+            message,
+        }
+        .to_string(),
+    )
+}
+
+fn link(
     linker: &Linker<HostState>,
     content_id: &str,
-    bytes: &[u8],
+    component: &wasmtime::component::Component,
 ) -> Result<ActorPre, CallError> {
-    let fail = |message: String| {
-        CallError::Internal(
-            PrepareError {
-                content_id: content_id.to_owned(),
-                message,
-            }
-            .to_string(),
-        )
-    };
-    let component =
-        wasmtime::component::Component::new(engine, bytes).map_err(|e| fail(format!("{e:#}")))?;
     let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| fail(format!("{e:#}")))?;
-    ActorPre::new(pre).map_err(|e| fail(format!("{e:#}")))
+        .instantiate_pre(component)
+        .map_err(|e| prepare_failed(content_id, format!("{e:#}")))?;
+    ActorPre::new(pre).map_err(|e| prepare_failed(content_id, format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_compiled_cache_and_the_data_directory_above_it_are_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("node-data");
+        compiled_cache(&data.join("compiled")).unwrap();
+        for dir in [&data, &data.join("compiled")] {
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        }
+    }
 }

@@ -366,7 +366,23 @@ async fn a_delegator_passes_on_an_attenuated_token_and_cannot_widen_it() {
         "nothing was incremented"
     );
 
-    // The delegator's own capability, narrowed by itself, lets a caller reach it and no further.
+    // The delegator's own capability is never handed out as it is: asking without methods (the
+    // attack: take its whole day-long self-token) is refused, naming what is missing.
+    for unnarrowed in [
+        "",
+        "null",
+        r#"{"methods": []}"#,
+        r#"{"expires_in_secs": 60}"#,
+    ] {
+        let e = c
+            .call(0, &delegator, "delegator", "d", "self_token", unnarrowed)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{unnarrowed}: {}", e.message);
+        assert!(e.message.contains("methods"), "{unnarrowed}: {}", e.message);
+    }
+    // Narrowed by itself, and short-lived (a longer lifetime is capped at 300 s), it lets a
+    // caller reach it and no further.
     let own = json(
         c.call(
             0,
@@ -374,18 +390,37 @@ async fn a_delegator_passes_on_an_attenuated_token_and_cannot_widen_it() {
             "delegator",
             "d",
             "self_token",
-            &json!(["self_token"]).to_string(),
+            &json!({"methods": ["self_token"], "expires_in_secs": 86_400}).to_string(),
         )
         .await,
     );
     let own = own.as_str().unwrap().to_owned();
+    let claimed = latchkey_caps::Token::from_text(&own)
+        .unwrap()
+        .claimed_capability()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = claimed.expires_at.expect("the token expires");
     assert!(
-        c.call(1, &own, "delegator", "d", "self_token", "")
+        expires_at <= now + 300,
+        "capped at 300 s: expires {} s from now",
+        expires_at.saturating_sub(now)
+    );
+    assert_eq!(
+        claimed.methods,
+        Some(["self_token".to_owned()].into_iter().collect())
+    );
+    let again = json!({"methods": ["self_token"]}).to_string();
+    assert!(
+        c.call(1, &own, "delegator", "d", "self_token", &again)
             .await
             .is_ok()
     );
     let e = c
-        .call(1, &own, "delegator", "other", "self_token", "")
+        .call(1, &own, "delegator", "other", "self_token", &again)
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);

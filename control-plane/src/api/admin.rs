@@ -28,25 +28,10 @@ pub(super) async fn handle(
     let method = req.method().clone();
     let full = req.uri().path().to_owned();
     match (&method, path) {
-        (&Method::POST, ["modules"]) => upload_module(cp, req).await,
-        (&Method::GET, ["modules"]) => {
-            check_right(&cp, &req, Rights::DEPLOY)?;
-            let registry = Arc::clone(&cp.registry);
-            let modules = blocking(move || registry.modules()).await?;
-            Ok(json(StatusCode::OK, &modules))
-        }
-        (&Method::GET, ["modules", id]) => {
-            check_right(&cp, &req, Rights::DEPLOY)?;
-            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
-            let module = blocking(move || registry.module(&id)).await?;
-            Ok(json(StatusCode::OK, &module))
-        }
-        (&Method::DELETE, ["modules", id]) => {
-            check_right(&cp, &req, Rights::DEPLOY)?;
-            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
-            blocking(move || registry.delete_module(&id)).await?;
-            Ok(no_content())
-        }
+        (&Method::POST, ["modules"]) => super::modules::upload(cp, req).await,
+        (&Method::GET, ["modules"]) => super::modules::list(cp, req).await,
+        (&Method::GET, ["modules", id]) => super::modules::get(cp, req, id).await,
+        (&Method::DELETE, ["modules", id]) => super::modules::delete(cp, req, id).await,
         (&Method::GET, ["deployments"]) => {
             authorize(&cp, &req, &Access::new(Rights::DEPLOY))?;
             let registry = Arc::clone(&cp.registry);
@@ -223,26 +208,19 @@ fn check_right(
         .map_err(auth_error)
 }
 
-async fn upload_module(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
-    check_right(&cp, &req, Rights::DEPLOY)?;
-    let max = cp.registry.limits().max_module_bytes;
-    let body = read_body(req.into_body(), max).await?;
-    let registry = Arc::clone(&cp.registry);
-    let module = blocking(move || registry.put_module(&body)).await?;
-    Ok(json(StatusCode::CREATED, &module))
-}
-
 async fn deployment_change(
     cp: Arc<ControlPlane>,
     req: Request<Incoming>,
     actor_type: &str,
     action: &[&str],
 ) -> Result<Reply, ApiError> {
-    authorize(
+    let verified = authorize(
         &cp,
         &req,
         &Access::new(Rights::DEPLOY).on_actor_type(actor_type),
     )?;
+    // A token scoped to the type deploys only modules uploaded for it.
+    let scoped = verified.capability().actor_type.is_some();
     let body = read_body(req.into_body(), super::MAX_BODY).await?;
     let body = if body.is_empty() {
         &b"{}"[..]
@@ -286,7 +264,8 @@ async fn deployment_change(
         }
     };
     let (registry, t) = (Arc::clone(&cp.registry), actor_type.to_owned());
-    let info = blocking(move || registry.change_deployment(&t, &op, reason.as_deref())).await?;
+    let info =
+        blocking(move || registry.change_deployment_as(&t, &op, reason.as_deref(), scoped)).await?;
     cp.feed_changed();
     Ok(json(StatusCode::OK, &info))
 }

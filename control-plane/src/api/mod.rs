@@ -5,6 +5,7 @@
 //! on blocking threads.
 
 mod admin;
+mod modules;
 mod node;
 mod nodeauth;
 mod tail;

@@ -30,7 +30,9 @@ enum Ensured {
 impl Registry {
     /// The actor's live activation; if it has none (never placed, or its node's lease expired or
     /// epoch changed), places it — on `requester` if eligible and in the hinted region — with a
-    /// new generation: the versionstamp of this transaction.
+    /// new generation: the versionstamp of this transaction. Placing an actor that has no
+    /// activation record (a new one) takes one from the bucket of `request.token_id`
+    /// (`RateLimited` when empty; nothing is written).
     pub fn ensure_activation(
         &self,
         requester: &str,
@@ -41,6 +43,8 @@ impl Registry {
         self.check_name("actor key", key)?;
         let settings = *self.settings();
         let act_key = keys::activation(actor_type, key);
+        // A new actor is charged to its token once, however often the transaction retries.
+        let mut charged = false;
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
             let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
@@ -53,6 +57,15 @@ impl Registry {
                     ))
                 })?;
             let existing = get_stamped::<ActivationRecord>(tx, &act_key, false)?;
+            if existing.is_none()
+                && !charged
+                && let Some(token_id) = &request.token_id
+            {
+                self.creations
+                    .admit(token_id, now)
+                    .map_err(|e| RegistryError::RateLimited(e.to_string()))?;
+                charged = true;
+            }
             // The version that last ran the actor (its stored state is in that version's
             // format), unless its module was deleted since: then there is no old code to run or
             // to hand over from, and the actor starts afresh on `target` in a new generation.
@@ -199,6 +212,7 @@ impl Registry {
         let (actor_type, key) = (fence.actor_type.as_str(), fence.key.as_str());
         let act_key = keys::activation(actor_type, key);
         let prefix = keys::state_prefix(actor_type, key);
+        let quota = self.limits().max_actor_storage_bytes;
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
             self.check_fence(tx, node_id, fence, now)?;
@@ -225,6 +239,7 @@ impl Registry {
                 },
             )?;
             // The new generation starts its commit numbering afresh (its stamp is this commit's).
+            super::usage::meter(tx, (actor_type, key), &request.writes, quota)?;
             let mut last = latchkey_store::INCOMPLETE_VERSIONSTAMP.to_vec();
             last.extend_from_slice(&0u64.to_be_bytes());
             tx.set_versionstamped_value(&keys::last_commit(actor_type, key), &last, 0)?;

@@ -212,8 +212,29 @@ impl Registry {
         op: &DeployOp,
         reason: Option<&str>,
     ) -> Result<DeploymentInfo, RegistryError> {
+        self.change_deployment_as(actor_type, op, reason, false)
+    }
+
+    /// [`Registry::change_deployment`] for a token scoped to `actor_type` (`scoped`) or
+    /// unscoped: a scoped token may deploy or canary only a module that belongs to that type
+    /// (one uploaded for it); an unscoped token may deploy any module.
+    pub fn change_deployment_as(
+        &self,
+        actor_type: &str,
+        op: &DeployOp,
+        reason: Option<&str>,
+        scoped: bool,
+    ) -> Result<DeploymentInfo, RegistryError> {
         self.check_name("actor type", actor_type)?;
-        let committed = self.run(|tx| change_in(tx, actor_type, op, reason))?;
+        let committed = self.run(|tx| {
+            if scoped && let Some(version) = op.version() {
+                let record = get_json::<crate::records::ModuleRecord>(tx, &keys::module(version))?;
+                if !record.is_some_and(|r| super::modules::reaches(&r, Some(actor_type))) {
+                    return Err(super::modules::not_reached(version, Some(actor_type)));
+                }
+            }
+            change_in(tx, actor_type, op, reason)
+        })?;
         Ok(committed.value.info(actor_type))
     }
 

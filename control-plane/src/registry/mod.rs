@@ -3,6 +3,7 @@
 //! writing the result. Synchronous; the HTTP layer calls it from blocking tasks.
 
 mod activations;
+mod collect;
 pub mod deployments;
 mod feed;
 mod identities;
@@ -13,6 +14,7 @@ pub(crate) use nodes::check_node_id;
 mod outcomes;
 mod regions;
 mod state;
+mod usage;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use latchkey_wire::lease::LeaseSettings;
 use latchkey_wire::limits;
 
 use crate::error::RegistryError;
+use crate::ratelimit::{BucketSettings, CreationLimiter};
 
 /// Size limits the registry enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +40,23 @@ pub struct Limits {
     pub max_commit_writes: usize,
     /// Longest actor type or key, in bytes.
     pub max_name_bytes: usize,
+    /// Most bytes one actor may store: the sum over its stored entries of key length plus
+    /// value length, checked in every commit's transaction.
+    pub max_actor_storage_bytes: u64,
+    /// New actors one token id may create per second (0: unlimited), on one control-plane
+    /// instance.
+    pub new_actors_per_second: u64,
+    /// New actors one token id may create at once after a quiet period.
+    pub new_actor_burst: u64,
 }
+
+/// Default rate of new actors per token id: 100 per second.
+pub const DEFAULT_NEW_ACTORS_PER_SECOND: u64 = 100;
+/// Default burst of new actors per token id.
+pub const DEFAULT_NEW_ACTOR_BURST: u64 = 200;
+
+/// Default storage quota per actor: 128 MiB.
+pub const DEFAULT_MAX_ACTOR_STORAGE_BYTES: u64 = 128 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -48,6 +67,9 @@ impl Default for Limits {
             max_commit_bytes: limits::MAX_COMMIT_BYTES,
             max_commit_writes: limits::MAX_COMMIT_WRITES,
             max_name_bytes: 512,
+            max_actor_storage_bytes: DEFAULT_MAX_ACTOR_STORAGE_BYTES,
+            new_actors_per_second: DEFAULT_NEW_ACTORS_PER_SECOND,
+            new_actor_burst: DEFAULT_NEW_ACTOR_BURST,
         }
     }
 }
@@ -57,6 +79,7 @@ pub struct Registry {
     store: Arc<dyn Store>,
     settings: LeaseSettings,
     limits: Limits,
+    creations: CreationLimiter,
 }
 
 impl Registry {
@@ -66,6 +89,10 @@ impl Registry {
             store,
             settings,
             limits,
+            creations: CreationLimiter::new(BucketSettings {
+                per_second: limits.new_actors_per_second,
+                burst: limits.new_actor_burst,
+            }),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Actor state: fenced reads and fenced commits. Both run in one transaction with the check that
 //! the activation record still names the presenting node, epoch and generation, and that node's
-//! lease is valid; a failed check writes nothing.
+//! lease is valid; a failed check writes nothing. A commit also keeps the actor's stored bytes
+//! (`usage.rs`) and is refused, writing nothing, if they would grow past the quota.
 
 use latchkey_store::{RangeOptions, Transaction, prefix_end};
 use latchkey_wire::node::{
@@ -129,6 +130,7 @@ impl Registry {
             .iter()
             .map(|r| self.check_writes(&r.writes).err())
             .collect();
+        let quota = self.limits().max_actor_storage_bytes;
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
             let mut steps = Vec::with_capacity(requests.len());
@@ -153,6 +155,16 @@ impl Registry {
                     Ok(()) => {}
                     // This activation is stale; the others may not be.
                     Err(e @ RegistryError::Fenced(_)) => {
+                        steps.push(Step::Refused(e));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                // Over its storage quota: refused alone, before anything of it is written.
+                let actor = (fence.actor_type.as_str(), fence.key.as_str());
+                match super::usage::meter(tx, actor, &request.writes, quota) {
+                    Ok(()) => {}
+                    Err(e @ RegistryError::QuotaExceeded(_)) => {
                         steps.push(Step::Refused(e));
                         continue;
                     }

@@ -119,6 +119,24 @@ impl Backend for Redb {
     }
 }
 
+/// Opens (creating if needed) a file only its owner may read or write: created with mode 0600,
+/// or, if it exists with a wider mode, tightened to 0600.
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(file)
+}
+
 /// The default store: a redb file on local disk.
 pub struct EmbeddedStore {
     engine: Engine<Redb>,
@@ -130,10 +148,14 @@ impl EmbeddedStore {
         Self::open_with(path, &EngineOptions::default())
     }
 
-    /// Opens the store with explicit engine options.
+    /// Opens the store with explicit engine options. The file is readable and writable by its
+    /// owner only: created with mode 0600, and an existing file's mode is tightened to it.
     pub fn open_with(path: impl AsRef<Path>, options: &EngineOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(|e| match e {
+        let file = open_private(&path).map_err(|io| {
+            StoreError::Unavailable(format!("cannot open {}: {io}", path.display()))
+        })?;
+        let db = Database::builder().create_file(file).map_err(|e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
                 StoreError::Unavailable(format!("cannot open {}: {io}", path.display()))
             }
@@ -171,5 +193,39 @@ impl Store for EmbeddedStore {
 
     fn describe(&self) -> String {
         self.engine.backend().describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_store_file_is_owner_only_when_created_and_tightened_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = dir.path().join("store.redb");
+        drop(EmbeddedStore::open(&created).unwrap());
+        assert_eq!(mode(&created), 0o600, "created 0600");
+
+        // A store file left readable by others (an older version, a copy) is tightened on open,
+        // and its data is still there.
+        std::fs::set_permissions(&created, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = EmbeddedStore::open(&created).unwrap();
+        assert_eq!(mode(&created), 0o600, "tightened to 0600");
+        let mut tx = store.begin().unwrap();
+        tx.set(b"k", b"v").unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let store = EmbeddedStore::open(&created).unwrap();
+        assert_eq!(
+            store.begin().unwrap().get(b"k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
     }
 }

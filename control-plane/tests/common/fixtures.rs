@@ -85,6 +85,7 @@ pub fn ensure(r: &Registry, node: &str, key: &str) -> Activation {
             actor_type: "counter".into(),
             key: key.into(),
             region_hint: None,
+            token_id: None,
         },
     )
     .unwrap()

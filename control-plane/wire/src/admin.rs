@@ -16,6 +16,11 @@ pub struct ModuleInfo {
     pub exports: Vec<String>,
     /// The interfaces it imports.
     pub imports: Vec<String>,
+    /// The actor types it was uploaded for, as far as the asking token may see (a token scoped
+    /// to one type sees only that type); empty if only unscoped tokens uploaded it, so only they
+    /// see it.
+    #[serde(default)]
+    pub actor_types: Vec<String>,
 }
 
 /// When the control plane rolls a version back by itself.

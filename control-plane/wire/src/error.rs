@@ -38,6 +38,13 @@ pub enum ErrorCode {
     Invalid,
     /// 429: the actor's mailbox is full.
     Overloaded,
+    /// 429: the caller made more requests of a rate-limited kind (e.g. creating new actors) than
+    /// its limit allows; retry after a while (the message names the limit).
+    RateLimited,
+    /// 507: the actor's stored bytes would exceed its storage quota (the message names the
+    /// limit and the usage); nothing of the call was committed. Not retryable as such: the
+    /// actor must delete data first.
+    QuotaExceeded,
     /// 500: a bug.
     Internal,
     /// 500: the actor's handler returned an error (`failed`); its writes were committed.
@@ -75,7 +82,7 @@ impl ErrorCode {
             ErrorCode::Misdirected => 421,
             ErrorCode::TooLarge => 413,
             ErrorCode::Invalid => 422,
-            ErrorCode::Overloaded => 429,
+            ErrorCode::Overloaded | ErrorCode::RateLimited => 429,
             ErrorCode::Internal
             | ErrorCode::ActorFailed
             | ErrorCode::Trapped
@@ -83,6 +90,7 @@ impl ErrorCode {
             ErrorCode::BadGateway => 502,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout | ErrorCode::OutcomeUnknown => 504,
+            ErrorCode::QuotaExceeded => 507,
         }
     }
 
@@ -92,6 +100,7 @@ impl ErrorCode {
             self,
             ErrorCode::Unavailable
                 | ErrorCode::Overloaded
+                | ErrorCode::RateLimited
                 | ErrorCode::Timeout
                 | ErrorCode::RequestTimeout
                 | ErrorCode::Misdirected
@@ -149,6 +158,7 @@ impl ApiError {
                 502 => ErrorCode::BadGateway,
                 503 => ErrorCode::Unavailable,
                 504 => ErrorCode::Timeout,
+                507 => ErrorCode::QuotaExceeded,
                 _ => ErrorCode::Internal,
             };
             let text = String::from_utf8_lossy(&body[..body.len().min(500)]);

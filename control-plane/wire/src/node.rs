@@ -97,6 +97,10 @@ pub struct EnsureActivationRequest {
     pub key: String,
     /// Place it in this region, if it must be placed.
     pub region_hint: Option<String>,
+    /// The token id of the call that needs the actor: placing a new actor counts against that
+    /// token's rate of new actors (`None`: not limited).
+    #[serde(default)]
+    pub token_id: Option<String>,
 }
 
 /// The single live activation of an actor.

@@ -28,6 +28,8 @@ impl Bench {
         let mut config = Config::new(dir.path().join("cp"));
         config.lease.min_heartbeats = 1;
         config.lease.heartbeat_interval_ms = 200;
+        // The benchmark places a thousand actors with one token at once.
+        config.limits.new_actors_per_second = 0;
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
             .await
             .unwrap()

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use latchkey_control_plane::compile_check::CompileCheck;
 use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_edge_node::compile::{ChildProcess, CompileLimits};
 use latchkey_edge_node::tail::LocalTail;
 use latchkey_edge_node::{EdgeNode, NodeConfig};
 use latchkey_wire::admin::MintRequest;
@@ -97,9 +99,23 @@ struct Running {
 
 impl Running {
     async fn start(args: &DevArgs) -> anyhow::Result<Running> {
+        // Owner-only (0700), like the control plane's and the node's directories inside it.
+        latchkey_control_plane::create_private_dir(&args.data_dir)
+            .context("creating the data directory")?;
         let mut config = Config::new(args.data_dir.join("control-plane"));
         config.lease.heartbeat_interval_ms = 500;
         config.lease.min_heartbeats = 1;
+        let limits = CompileLimits::default();
+        let exe = std::env::current_exe().context("finding this executable")?;
+        config.compile_check = Some(CompileCheck {
+            command: vec![
+                exe.to_string_lossy().into_owned(),
+                "compile-module".into(),
+                "--check".into(),
+            ],
+            memory_bytes: limits.memory_bytes,
+            timeout: limits.timeout,
+        });
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
             .await?
             .context("opening the control plane")?;
@@ -154,6 +170,12 @@ impl Running {
         node_config.runtime.cache_dir = Some(args.data_dir.join("node").join("compiled"));
         node_config.ca_file.clone_from(&ca);
         node_config.server.tls = server_tls;
+        node_config.runtime.compiler = std::sync::Arc::new(ChildProcess::new(
+            exe,
+            ["compile-module"],
+            limits,
+            node_config.runtime.cache_dir.clone(),
+        ));
         let node = EdgeNode::start(node_config).await?;
         node.wait_ready(Duration::from_secs(30)).await?;
         Ok(Running {

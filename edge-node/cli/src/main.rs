@@ -3,6 +3,8 @@
 //! as their sources change; `latchkey new` scaffolds an actor; `latchkey tail` follows actors'
 //! logs; `latchkey control-plane` / `latchkey edge-node` run one role; the other subcommands
 //! drive a control plane and call actors. Output is text for people, `--json` for scripts.
+//! `latchkey compile-module` (hidden) is the child process nodes compile module versions in, and
+//! the control plane's upload compile check (`--check`).
 
 mod admin;
 mod dev;
@@ -17,6 +19,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_control_plane::cli::{ServeArgs, init_logging, init_logging_with};
 use latchkey_edge_node::NodeArgs;
+use latchkey_edge_node::compile::{ChildProcess, CompileArgs};
 
 /// Latchkey: capability-secured per-key WASM actors.
 #[derive(Debug, Parser)]
@@ -42,16 +45,54 @@ enum Command {
     New(new::NewArgs),
     /// Follow actors' log lines and call outcomes on every node, as they happen.
     Tail(tail::TailArgs),
-    /// Run a control plane.
+    /// Run a control plane. Uploads are compile-checked by this executable's `compile-module
+    /// --check` unless --compile-check-command names another checker.
     ControlPlane(ServeArgs),
     /// Run an edge node.
-    EdgeNode(NodeArgs),
+    EdgeNode(EdgeNodeArgs),
+    /// Compile a module read from stdin (the child process of nodes and of the upload check).
+    #[command(hide = true, disable_help_flag = true)]
+    CompileModule {
+        /// `compile-module`'s own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
 
+/// `latchkey edge-node`'s arguments: the node's, and the bounds of compiling modules.
+#[derive(Debug, clap::Args)]
+struct EdgeNodeArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    #[command(flatten)]
+    compile: CompileArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    // The compile child starts no async runtime: its address-space limit is for compiling.
+    if let Some(code) = latchkey_edge_node::compile::child_if_asked() {
+        std::process::exit(i32::from(code));
+    }
+    run()
+}
+
+/// This executable's `compile-module --check` as the control plane's upload check.
+fn own_compile_check(args: &mut ServeArgs) -> anyhow::Result<()> {
+    if args.quotas.compile_check_command.is_none() {
+        let exe = std::env::current_exe().context("finding this executable")?;
+        let exe = exe.to_str().filter(|e| !e.contains(char::is_whitespace));
+        let exe = exe.context(
+            "this executable's path has spaces or is not UTF-8: give --compile-check-command",
+        )?;
+        args.quotas.compile_check_command = Some(format!("{exe} compile-module --check"));
+    }
+    Ok(())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => {
@@ -64,17 +105,29 @@ async fn main() -> anyhow::Result<()> {
         Command::ControlPlane(mut args) => {
             init_logging(cli.log_json);
             args.data_dir = absolute(&args.data_dir)?;
+            own_compile_check(&mut args)?;
             latchkey_control_plane::cli::serve(args, shutdown_signal()).await
         }
-        Command::EdgeNode(mut args) => {
+        Command::EdgeNode(EdgeNodeArgs {
+            node: mut args,
+            compile,
+        }) => {
             init_logging(cli.log_json);
             args.data_dir = absolute(&args.data_dir)?;
-            let node = latchkey_edge_node::EdgeNode::start(args.into_config()?).await?;
+            let mut config = args.into_config()?;
+            let cache = config.runtime.cache_dir.clone();
+            config.runtime.compiler =
+                std::sync::Arc::new(ChildProcess::this_executable(compile.limits(), cache)?);
+            let node = latchkey_edge_node::EdgeNode::start(config).await?;
             shutdown_signal().await;
             node.shutdown().await;
             Ok(())
         }
         Command::Admin(command) => admin::run(command, cli.json).await,
+        // Served by `child_if_asked` before parsing; here only if it came after a global flag.
+        Command::CompileModule { args } => {
+            std::process::exit(i32::from(latchkey_edge_node::compile::child_main(args)))
+        }
     }
 }
 

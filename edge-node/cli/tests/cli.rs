@@ -349,3 +349,34 @@ fn errors_name_what_was_wrong() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Finding 10 of issue #15: what `latchkey dev` keeps on disk is its owner's alone: every data
+/// directory 0700 (its own, the control plane's, the node's and its compiled cache), the store
+/// file 0600, as the key files and the admin token already were.
+#[test]
+fn dev_keeps_its_files_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dev = Dev::start();
+    let data = dev.dir.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [
+        data.clone(),
+        data.join("control-plane"),
+        data.join("node"),
+        data.join("node").join("compiled"),
+    ] {
+        assert_eq!(mode(&dir), 0o700, "{} is {:o}", dir.display(), mode(&dir));
+    }
+    for file in [
+        data.join("control-plane").join("store.redb"),
+        dev.token_file.clone(),
+    ] {
+        assert_eq!(
+            mode(&file),
+            0o600,
+            "{} is {:o}",
+            file.display(),
+            mode(&file)
+        );
+    }
+}

@@ -44,15 +44,29 @@ pub struct Tls {
 impl Cluster {
     /// A control plane (embedded store) and `n` edge nodes, each tuned by `tune`.
     pub async fn start(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
-        Cluster::start_with(n, false, tune).await
+        Self::start_with(n, |_| {}, tune).await
     }
 
     /// The same, every listener serving HTTPS (the nodes trust the CA file).
     pub async fn start_tls(n: usize, tune: impl Fn(&mut NodeConfig)) -> Cluster {
-        Cluster::start_with(n, true, tune).await
+        Self::start_full(n, true, |_| {}, tune).await
     }
 
-    async fn start_with(n: usize, tls: bool, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+    /// [`Cluster::start`] with the control plane's configuration tuned by `tune_cp`.
+    pub async fn start_with(
+        n: usize,
+        tune_cp: impl FnOnce(&mut Config),
+        tune: impl Fn(&mut NodeConfig),
+    ) -> Cluster {
+        Self::start_full(n, false, tune_cp, tune).await
+    }
+
+    async fn start_full(
+        n: usize,
+        tls: bool,
+        tune_cp: impl FnOnce(&mut Config),
+        tune: impl Fn(&mut NodeConfig),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let tls = tls.then(|| {
             let certs = latchkey_wire::tls::dev_certs(&dir.path().join("tls")).unwrap();
@@ -64,6 +78,10 @@ impl Cluster {
         });
         let mut config = Config::new(dir.path().join("cp"));
         config.lease = LEASE;
+        // Tests place hundreds of actors with one token at once; the rate of new actors is
+        // limited only where a test sets it (tests/quotas.rs).
+        config.limits.new_actors_per_second = 0;
+        tune_cp(&mut config);
         let opened = tokio::task::spawn_blocking(move || ControlPlane::open(config))
             .await
             .unwrap()

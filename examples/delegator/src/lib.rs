@@ -5,14 +5,16 @@
 //! |---|---|---|
 //! | `increment` | `{"token", "key", "by"?}` | the answer of counter `key`'s `inc` |
 //! | `call` | `{"token", "actor_type", "key", "method", "args"?}` | the callee's answer, as is |
-//! | `self_token` | `methods` (list of names, optional) | a token for this delegator, narrowed to them |
+//! | `self_token` | `{"methods", "expires_in_secs"?}` | a token for this delegator, narrowed to `methods` (at least one) and to at most 300 s (default and cap) |
 //!
 //! `increment` attenuates `token` to actor type `counter`, exactly `key`, method `inc` before
 //! using it, so the token passed on can do nothing else. `call` presents `token` unchanged.
+//! `self_token` never hands out the delegator's own capability as it is (a day of calling any
+//! of its methods): only a narrowed, short-lived copy.
 //! A failed call (denied, invalid token, callee error, …) fails with its reason as the message.
 
 use latchkey_actor_sdk::actors::{self, Restrictions};
-use latchkey_actor_sdk::{Actor, Context, Result, export_actor};
+use latchkey_actor_sdk::{Actor, Context, Error, Result, export_actor};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,6 +38,18 @@ struct Call {
     /// The callee's argument (default `null`).
     #[serde(default)]
     args: Value,
+}
+
+/// The longest a token from `self_token` lives, in seconds (also its default).
+const MAX_SELF_TOKEN_SECS: u64 = 300;
+
+/// The argument of `self_token`.
+#[derive(Debug, Deserialize)]
+struct SelfToken {
+    /// The methods the token may call (required, not empty).
+    methods: Vec<String>,
+    /// Its lifetime, at most [`MAX_SELF_TOKEN_SECS`] (the default).
+    expires_in_secs: Option<u64>,
 }
 
 /// Stateless: everything it needs comes with each call.
@@ -80,11 +94,19 @@ impl Delegator {
         Ok(actors::call(&token, &actor_type, &key, &method, &args)?)
     }
 
-    fn self_token(&mut self, _ctx: &Context, methods: Option<Vec<String>>) -> Result<String> {
-        let token = actors::self_token();
-        Ok(match methods {
-            Some(methods) => actors::attenuate(&token, &Restrictions::new().methods(methods))?,
-            None => token,
-        })
+    fn self_token(&mut self, _ctx: &Context, req: Option<SelfToken>) -> Result<String> {
+        let Some(req) = req.filter(|r| !r.methods.is_empty()) else {
+            return Err(Error::bad_request(
+                "`methods` must name at least one method the token may call",
+            ));
+        };
+        let secs = req
+            .expires_in_secs
+            .unwrap_or(MAX_SELF_TOKEN_SECS)
+            .min(MAX_SELF_TOKEN_SECS);
+        let narrow = Restrictions::new()
+            .methods(req.methods)
+            .expires_in_secs(secs);
+        Ok(actors::attenuate(&actors::self_token(), &narrow)?)
     }
 }

@@ -207,6 +207,7 @@ fn child(args: &[String]) -> ExitCode {
                     min_heartbeats: 1,
                     node_certificate_ttl_secs: 3600,
                     listener: Default::default(),
+                    quotas: Default::default(),
                 };
                 latchkey_control_plane::cli::serve(serve, stdin_closed).await
             }

@@ -229,6 +229,7 @@ pub(crate) fn serve(registry: &Registry, node_id: &str, msg: Msg) -> Option<Msg>
                     actor_type: ACTOR_TYPE.into(),
                     key,
                     region_hint: None,
+                    token_id: None,
                 },
             )
             .map(CpAnswer::Placed),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use latchkey_wire::{ApiError, ErrorCode};
@@ -110,8 +110,14 @@ fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 }
 
 /// Headers only a node may send: their presence makes a call a forwarded one, which must then
-/// prove the forwarding node's identity.
-const NODE_ONLY: [&str; 5] = [FORWARDED_BY, PRESENTER, DEADLINE_MS, CERTIFICATE, SIGNATURE];
+/// prove the forwarding node's identity. (Parsed once: a lookup by `&str` parses the name.)
+const NODE_ONLY: [HeaderName; 5] = [
+    HeaderName::from_static(FORWARDED_BY),
+    HeaderName::from_static(PRESENTER),
+    HeaderName::from_static(DEADLINE_MS),
+    HeaderName::from_static(CERTIFICATE),
+    HeaderName::from_static(SIGNATURE),
+];
 
 /// What a forwarded call's node signature established: the presenter and the deadline the
 /// forwarding node vouches for, and the body digest it signed.
@@ -166,7 +172,7 @@ async fn call(
         )))?;
     // A client cannot name a presenter or claim to forward: only a node that proves its
     // identity by its signature can, and the presenter is then the one it vouches for.
-    let from_node = if NODE_ONLY.iter().any(|h| req.headers().contains_key(*h)) {
+    let from_node = if NODE_ONLY.iter().any(|h| req.headers().contains_key(h)) {
         Some(forwarded(node, &req)?)
     } else {
         None

@@ -36,7 +36,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::tls::{ServerTls, TlsError};
@@ -184,6 +184,10 @@ where
 {
     if body.size_hint().lower() > max_bytes as u64 {
         return Err(BodyError::TooLarge { limit: max_bytes });
+    }
+    // Nothing to wait for (no body): no timer.
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
     }
     match tokio::time::timeout(timeout, Limited::new(body, max_bytes).collect()).await {
         Err(_) => Err(BodyError::TimedOut { timeout }),
@@ -369,7 +373,6 @@ struct Activity {
     in_flight: AtomicUsize,
     idle_since: AtomicU64,
     head_started: AtomicU64,
-    changed: Notify,
 }
 
 impl Activity {
@@ -380,45 +383,44 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             // The first request's head is due from the start.
             head_started: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
+
+    /// Why the connection should close now, if it should: no request in flight, and a request
+    /// head pending longer than the header timeout, or idle longer than the idle timeout.
+    fn overdue(&self, limits: &ServerLimits) -> Option<&'static str> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        let now = self.now();
+        match self.head_started.load(Ordering::Acquire) {
+            NONE => (now >= self.idle_since.load(Ordering::Acquire) + ms(limits.idle_timeout))
+                .then_some("idle timeout"),
+            started => {
+                (now >= started + ms(limits.header_read_timeout)).then_some("header read timeout")
+            }
+        }
+    }
 }
 
 /// Completes when the connection should be closed: a request head late, or idle too long.
+/// Deadlines are checked on a tick (a quarter of the shorter timeout), not on every change, so
+/// a request costs no timer and no wake-up of the connection's task; a deadline is noticed at
+/// most one tick late.
 async fn watchdog(activity: &Activity, limits: &ServerLimits) -> &'static str {
-    let ms = |d: Duration| d.as_millis() as u64;
+    let tick =
+        (limits.header_read_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval_at(Instant::now() + tick, tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let due = if activity.in_flight.load(Ordering::Acquire) > 0 {
-            None
-        } else {
-            match activity.head_started.load(Ordering::Acquire) {
-                NONE => Some((
-                    activity.idle_since.load(Ordering::Acquire) + ms(limits.idle_timeout),
-                    "idle timeout",
-                )),
-                started => Some((
-                    started + ms(limits.header_read_timeout),
-                    "header read timeout",
-                )),
-            }
-        };
-        match due {
-            None => activity.changed.notified().await,
-            Some((at, why)) => {
-                if activity.now() >= at {
-                    return why;
-                }
-                let deadline = activity.epoch + Duration::from_millis(at);
-                tokio::select! {
-                    () = activity.changed.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => {}
-                }
-            }
+        ticks.tick().await;
+        if let Some(why) = activity.overdue(limits) {
+            return why;
         }
     }
 }
@@ -440,7 +442,6 @@ impl Drop for InFlight {
         let activity = &self.0;
         activity.idle_since.store(activity.now(), Ordering::Release);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        activity.changed.notify_one();
     }
 }
 
@@ -492,7 +493,6 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
                 activity
                     .head_started
                     .store(activity.now(), Ordering::Release);
-                activity.changed.notify_one();
             }
         }
         polled

@@ -51,12 +51,29 @@ impl Readiness {
 /// What a deployment says an actor should run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
-    /// This node has not heard of the actor type's deployment (yet).
+    /// This node has not heard of the actor type's deployment (yet), or only of a revision
+    /// older than the one the actor was placed under.
     Unknown,
     /// The deployment was removed: the actor runs nothing.
     Removed,
     /// This version.
     Version(String),
+}
+
+impl Target {
+    /// What `deployment` (this node's view of it) says `key` should run, if the view is at
+    /// least revision `at_least`. An older view is [`Target::Unknown`]: the control plane
+    /// already decided past it, and acting on it would retire an actor just deployed again or
+    /// switch an upgraded one back.
+    pub(crate) fn of(deployment: Option<&DeploymentInfo>, key: &str, at_least: u64) -> Target {
+        match deployment {
+            None => Target::Unknown,
+            Some(d) if d.revision < at_least => Target::Unknown,
+            Some(d) => d
+                .version_for(key)
+                .map_or(Target::Removed, |v| Target::Version(v.to_owned())),
+        }
+    }
 }
 
 /// Everything a node's tasks share.
@@ -122,18 +139,14 @@ impl NodeInner {
         let _ = ready.wait_for(|r| r.enrolled).await;
     }
 
-    /// What the deployment this node follows says actor `(actor_type, key)` should run.
-    pub(crate) fn target(&self, actor_type: &str, key: &str) -> Target {
+    /// What the deployment this node follows says actor `(actor_type, key)` should run
+    /// ([`Target::of`]; `at_least` is the revision the actor was placed under).
+    pub(crate) fn target(&self, actor_type: &str, key: &str, at_least: u64) -> Target {
         let deployments = self
             .deployments
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match deployments.get(actor_type) {
-            None => Target::Unknown,
-            Some(d) => d
-                .version_for(key)
-                .map_or(Target::Removed, |v| Target::Version(v.to_owned())),
-        }
+        Target::of(deployments.get(actor_type), key, at_least)
     }
 
     /// Counts one outcome of `version` of `actor_type`.
@@ -489,5 +502,44 @@ async fn sweep(node: Arc<NodeInner>) {
         if evicted > 0 {
             tracing::debug!(evicted, "evicted idle activations");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(active: Option<&str>, revision: u64) -> DeploymentInfo {
+        DeploymentInfo {
+            actor_type: "counter".into(),
+            active: active.map(str::to_owned),
+            previous: None,
+            canary: None,
+            policy: Default::default(),
+            revision,
+        }
+    }
+
+    #[test]
+    fn a_view_older_than_the_placement_decides_nothing() {
+        // Removed at revision 8, deployed again at 9: an actor placed under 9 on a node that
+        // still sees 8 is not retired (and one upgraded under 9 is not switched back).
+        let removed = deployment(None, 8);
+        assert_eq!(Target::of(Some(&removed), "k", 9), Target::Unknown);
+        let old = deployment(Some("v1"), 8);
+        assert_eq!(Target::of(Some(&old), "k", 9), Target::Unknown);
+    }
+
+    #[test]
+    fn a_current_view_decides() {
+        assert_eq!(
+            Target::of(Some(&deployment(None, 9)), "k", 9),
+            Target::Removed
+        );
+        assert_eq!(
+            Target::of(Some(&deployment(Some("v2"), 10)), "k", 9),
+            Target::Version("v2".into())
+        );
+        assert_eq!(Target::of(None, "k", 0), Target::Unknown);
     }
 }

@@ -112,10 +112,11 @@ impl Slot {
         if revision == self.seen_revision {
             return;
         }
-        let target = match self
-            .node
-            .target(&self.placement.actor_type, &self.placement.key)
-        {
+        let target = match self.node.target(
+            &self.placement.actor_type,
+            &self.placement.key,
+            self.placement.deployment_revision,
+        ) {
             Target::Version(v) if v != self.placement.module_version => v,
             Target::Removed => {
                 tracing::info!(actor = %self.name(), "the actor type's deployment was removed; ending the activation");

@@ -24,6 +24,8 @@ enum Ensured {
         address: String,
         /// The actor had no stored state.
         no_state: bool,
+        /// The deployment's revision the placement was decided under.
+        revision: u64,
     },
 }
 
@@ -48,6 +50,7 @@ impl Registry {
         let committed = self.run(|tx| {
             let now = tx.read_version()?;
             let deployment = get_json::<DeploymentRecord>(tx, &keys::deployment(actor_type))?;
+            let revision = deployment.as_ref().map_or(0, |d| d.revision);
             let target = deployment
                 .as_ref()
                 .and_then(|d| d.version_for(actor_type, key))
@@ -94,7 +97,7 @@ impl Registry {
                         };
                         put_stamped(tx, &act_key, &record)?;
                         let address = owner.address;
-                        return Ok(Ensured::Placed { record, address, no_state: false });
+                        return Ok(Ensured::Placed { record, address, no_state: false, revision });
                     }
                     return Ok(Ensured::Live(Activation {
                         actor_type: actor_type.to_owned(),
@@ -105,6 +108,7 @@ impl Registry {
                         generation: Generation(generation.to_bytes()),
                         module_version: record.module_version,
                         no_state: false,
+                        deployment_revision: revision,
                     }));
                 }
             }
@@ -172,7 +176,7 @@ impl Registry {
             let no_state = tx
                 .get_range(&RangeOptions::between(state.clone(), prefix_end(&state)).limit(1))?
                 .is_empty();
-            Ok(Ensured::Placed { record, address, no_state })
+            Ok(Ensured::Placed { record, address, no_state, revision })
         })?;
         Ok(match committed.value {
             Ensured::Live(activation) => activation,
@@ -180,6 +184,7 @@ impl Registry {
                 record,
                 address,
                 no_state,
+                revision,
             } => {
                 let stamp = committed.versionstamp.ok_or_else(|| {
                     RegistryError::Unavailable("placement committed without a versionstamp".into())
@@ -193,6 +198,7 @@ impl Registry {
                     generation: Generation(stamp.to_bytes()),
                     module_version: record.module_version,
                     no_state,
+                    deployment_revision: revision,
                 }
             }
         })
@@ -229,6 +235,7 @@ impl Registry {
             let address = get_stamped::<NodeRecord>(tx, &keys::node(node_id), true)?
                 .map(|(_, n)| n.address)
                 .unwrap_or_default();
+            let revision = deployment.revision;
             put_stamped(
                 tx,
                 &act_key,
@@ -244,7 +251,7 @@ impl Registry {
             last.extend_from_slice(&0u64.to_be_bytes());
             tx.set_versionstamped_value(&keys::last_commit(actor_type, key), &last, 0)?;
             super::state::apply_writes(tx, &prefix, &request.writes)?;
-            Ok(address)
+            Ok((address, revision))
         })?;
         let stamp = committed.versionstamp.ok_or_else(|| {
             RegistryError::Unavailable("the upgrade committed without a versionstamp".into())
@@ -253,11 +260,12 @@ impl Registry {
             actor_type: actor_type.to_owned(),
             key: key.to_owned(),
             node_id: node_id.to_owned(),
-            node_address: committed.value,
+            node_address: committed.value.0,
             node_epoch: fence.node_epoch,
             generation: Generation(stamp.to_bytes()),
             module_version: request.version.clone(),
             no_state: false,
+            deployment_revision: committed.value.1,
         })
     }
 

@@ -124,6 +124,11 @@ pub struct Activation {
     /// instance knows every read misses without asking (only this generation can write).
     #[serde(default)]
     pub no_state: bool,
+    /// Revision of the actor type's deployment the control plane decided this placement under.
+    /// A node whose view of the deployment is older must not act on that view for this
+    /// activation (retire it, or switch it back) until its view catches up.
+    #[serde(default)]
+    pub deployment_revision: u64,
 }
 
 impl Activation {

@@ -25,6 +25,7 @@ use crate::error::CallError;
 use crate::host::ReadCache;
 use crate::instance::{Instance, Stop, instantiate};
 use crate::node::NodeInner;
+use crate::protocol::CommitError;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::table::actor_id;
 use crate::tail::{CallTag, Site};
@@ -379,7 +380,7 @@ impl Slot {
                 "{reason}; nothing of the call was committed"
             )));
         }
-        if let Err((error, fenced)) = live.commit(&node).await {
+        if let Err(CommitError { error, fenced }) = live.commit(&node).await {
             self.instance = None;
             if fenced {
                 self.forget();

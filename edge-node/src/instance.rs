@@ -6,17 +6,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
-use std::time::Duration;
 
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
-use latchkey_wire::{ApiError, ErrorCode};
+
 use tokio::time::Instant;
 use wasmtime::Store;
 
 use crate::error::CallError;
 use crate::host::{ActorCtx, CallWrites, HostState, ReadCache};
 use crate::node::NodeInner;
-use crate::protocol::{CommitFailure, commit_failure};
+use crate::protocol::{Commit, CommitError, CommitStep};
 use crate::runtime::bindings::Actor;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::runtime::bindings::latchkey::actor::types::Context;
@@ -180,8 +179,7 @@ impl Instance {
 
     /// Output gating: commits the call's writes before its answer is released, numbered from
     /// the node's commit counter ([`NodeInner::next_commit_seq`]).
-    /// On failure, says whether the activation was fenced (replaced).
-    pub(crate) async fn commit(&mut self, node: &NodeInner) -> Result<(), (CallError, bool)> {
+    pub(crate) async fn commit(&mut self, node: &NodeInner) -> Result<(), CommitError> {
         let actor = &mut self.store.data_mut().actor;
         if actor.writes.is_empty() {
             return Ok(());
@@ -198,62 +196,25 @@ impl Instance {
     }
 }
 
-/// Commits, resending while the outcome is unknown (transport failures, unavailability) until
-/// the call's deadline; the commit is idempotent and a resend of an applied commit is answered as
-/// applied, so a resend settles the outcome without ever applying twice. `Err` says whether the
-/// activation was fenced.
+/// Commits, resending while the outcome is unknown, as [`Commit`] decides.
 async fn commit(
     node: &NodeInner,
     request: &CommitRequest,
     deadline: Instant,
-) -> Result<(), (CallError, bool)> {
-    let mut backoff = Duration::from_millis(20);
-    let mut resent = false;
+) -> Result<(), CommitError> {
+    let mut attempts = Commit::default();
     loop {
         let e = match node.committer.commit(request).await {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
-        let before_deadline = Instant::now() + backoff < deadline;
-        match commit_failure(e.code(), e.is_retryable(), before_deadline, resent) {
-            CommitFailure::Resend => {
-                resent = true;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match attempts.failed(e.code(), e.is_retryable(), remaining, &e) {
+            CommitStep::Resend(pause) => {
                 tracing::warn!(error = %e, seq = request.seq, "commit outcome unknown; resending");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
+                tokio::time::sleep(pause).await;
             }
-            CommitFailure::Fenced {
-                maybe_applied: false,
-            } => {
-                let message = format!(
-                    "the activation was replaced while the call ran ({e}); nothing of the call was committed, retry"
-                );
-                return Err((CallError::Unavailable(message), true));
-            }
-            CommitFailure::Fenced {
-                maybe_applied: true,
-            } => {
-                let message = format!(
-                    "the commit's outcome is unknown: an earlier attempt's answer was lost, and the activation was replaced before a resend could settle it ({e})"
-                );
-                return Err((CallError::OutcomeUnknown(message), true));
-            }
-            CommitFailure::Unknown => {
-                let message = format!(
-                    "the commit's outcome is unknown: the control plane did not answer ({e}) before the call's deadline"
-                );
-                return Err((CallError::OutcomeUnknown(message), false));
-            }
-            CommitFailure::Refused => {
-                let message = format!("the commit was refused: {e}");
-                // The actor's own writes were refused (its storage quota): the caller gets that
-                // error under its own code, not as a node failure. Nothing was applied.
-                if e.code() == Some(ErrorCode::QuotaExceeded) {
-                    let refusal = ApiError::new(ErrorCode::QuotaExceeded, message);
-                    return Err((CallError::Remote(refusal), false));
-                }
-                return Err((CallError::Internal(message), false));
-            }
+            CommitStep::Fail(failure) => return Err(failure),
         }
     }
 }

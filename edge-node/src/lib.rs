@@ -7,7 +7,9 @@
 //! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
 //!   `upgrade`: switching a live activation to a newly deployed version.
 //! - `table`, `router`, `forward`: where actors are, and getting a call to them.
-//! - [`protocol`], [`lease`]: the node's protocol decisions as pure functions; the lease; `node`: registration, heartbeats, following the control plane.
+//! - [`protocol`], [`route`], [`lease`]: the node's protocol decisions as pure functions and
+//!   state machines (the simulator drives the same ones); the lease; `node`: registration,
+//!   heartbeats, following the control plane.
 //! - [`tail`]: actors' log lines and call outcomes, sent to whoever follows (`latchkey tail`).
 //! - [`identity`]: the node's key and certificate, and the check of other nodes' signed calls.
 //! - `ingress`: the HTTP server.
@@ -29,6 +31,7 @@ mod instance;
 pub mod lease;
 mod node;
 pub mod protocol;
+pub mod route;
 mod router;
 pub mod runtime;
 mod table;

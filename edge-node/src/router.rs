@@ -1,6 +1,7 @@
 //! Routing a call to the single live instance of its actor: the local activation if this node
 //! holds it, else the node the location cache names, else wherever the control plane places it.
-//! Stale locations are retried through the control plane, a bounded number of times. Calls from
+//! Stale locations are retried through the control plane, a bounded number of times (the
+//! decisions are [`crate::route::Route`]'s). Calls from
 //! HTTP clients, forwarded by other nodes, and made by actors all take this path, and every one
 //! is checked with `caps` first.
 
@@ -8,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use latchkey_caps::{AuthError, Verified};
-use latchkey_wire::ErrorCode;
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
 use latchkey_wire::node::EnsureActivationRequest;
 use tokio::time::Instant;
@@ -16,11 +16,8 @@ use tokio::time::Instant;
 use crate::activation::{Activation, Call};
 use crate::error::CallError;
 use crate::node::NodeInner;
-use crate::protocol::{Placed, placed};
+use crate::route::{Forwarded, Placement, Route};
 use crate::table::{Remote, actor_id};
-
-/// Attempts to reach an actor before giving up (each may ask the control plane once).
-const ATTEMPTS: usize = 4;
 
 /// A call on its way to an actor.
 #[derive(Clone, Debug)]
@@ -84,13 +81,10 @@ impl NodeInner {
         }
         let caller = Some(verified.token_id_text().to_owned());
         let id = actor_id(&request.actor_type, &request.key);
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            let Some(epoch) = self.lease.valid_epoch() else {
-                return Err(CallError::Unavailable(
-                    "this node holds no valid lease right now; retry".into(),
-                ));
-            };
+        let actor = (request.actor_type.as_str(), request.key.as_str());
+        let mut route = Route::new(request.forwarded);
+        loop {
+            let epoch = route.attempt(self.lease.valid_epoch(), actor)?;
             // 1. Here.
             if let Some(admitted) = self.table.admit_local(&id, epoch, self.config.mailbox_size) {
                 let call = Call {
@@ -102,20 +96,16 @@ impl NodeInner {
                 return admitted?.run(call).await;
             }
             // 2. Where it was last seen.
-            if !request.forwarded
+            if route.may_forward()
                 && let Some(remote) = self.table.location(&id)
             {
-                match self.forwarder.forward(self, &remote, &request).await {
-                    // The owner did not run it (it moved, lost its lease, or could not be
-                    // reached): ask the control plane where the actor is now.
-                    Err(e)
-                        if matches!(e.code(), ErrorCode::Misdirected | ErrorCode::Unavailable) =>
-                    {
+                let result = self.forwarder.forward(self, &remote, &request).await;
+                match route.forwarded(result) {
+                    Forwarded::Answer(result) => return result,
+                    Forwarded::Retry => {
                         self.table.forget_location(&id);
-                        last_error = Some(e);
                         continue;
                     }
-                    result => return result,
                 }
             }
             // 3. Wherever the control plane says.
@@ -130,35 +120,14 @@ impl NodeInner {
                 .ensure_activation(&self.config.node_id, &ensure)
                 .await
                 .map_err(CallError::from_client)?;
-            match placed(
-                &self.config.node_id,
-                epoch,
-                &placement.node_id,
-                placement.node_epoch,
-                request.forwarded,
-            ) {
-                Placed::Here if self.table.draining(&id, &placement.generation) => {
-                    return Err(CallError::Unavailable(format!(
-                        "the previous activation of {}/{} on this node is still finishing its calls; retry",
-                        request.actor_type, request.key
-                    )));
-                }
-                Placed::Here => self
+            let me = &self.config.node_id;
+            match route.placed(me, &placement, || {
+                self.table.draining(&id, &placement.generation)
+            }) {
+                Placement::Activate => self
                     .table
                     .insert_local(id.clone(), || Activation::new(self, placement)),
-                Placed::WrongEpoch => {
-                    last_error = Some(CallError::Unavailable(format!(
-                        "the control plane placed the actor in epoch {} but this node is in epoch {epoch}; retry",
-                        placement.node_epoch
-                    )));
-                }
-                Placed::Misdirected => {
-                    return Err(CallError::Misdirected(format!(
-                        "node {} does not hold {}/{}; it is on node {}",
-                        self.config.node_id, request.actor_type, request.key, placement.node_id
-                    )));
-                }
-                Placed::Elsewhere => {
+                Placement::Locate => {
                     let remote = Remote {
                         node_id: placement.node_id,
                         address: placement.node_address,
@@ -166,14 +135,10 @@ impl NodeInner {
                     };
                     self.table.set_location(id.clone(), remote);
                 }
+                Placement::Again => {}
+                Placement::Fail(e) => return Err(e),
             }
         }
-        Err(last_error.unwrap_or_else(|| {
-            CallError::Unavailable(format!(
-                "could not reach {}/{} after {ATTEMPTS} attempts; retry",
-                request.actor_type, request.key
-            ))
-        }))
     }
 }
 

@@ -1,8 +1,10 @@
 //! The deterministic simulation in CI: a thousand seeds under faults keep every promise, a seed
 //! replays exactly, and the checks do fail when the lease's assumption (bounded clock drift) is
-//! broken.
+//! broken, or when the node's real router or output gate is made wrong.
 
-use latchkey_correctness::sim::{self, Config, Report};
+use latchkey_correctness::sim::{self, Config, Flaws, Report};
+use latchkey_edge_node::protocol::CommitFlaw;
+use latchkey_edge_node::route::Flaw;
 
 /// Seeds per CI run (`LATCHKEY_SIM_SEEDS` overrides; `LATCHKEY_SIM_FIRST` moves the window).
 /// Every node message is signed and verified by the real code (~40 µs of ed25519 each), which
@@ -115,5 +117,56 @@ fn the_checks_catch_clocks_that_drift_past_the_lease_margin() {
             .iter()
             .any(|v| v.contains("two nodes can serve"))),
         "no seed of 200 found the double activation that slow clocks allow"
+    );
+}
+
+/// The first seed of the CI window whose run breaks a promise under `flaws`, searched a batch at
+/// a time on every core.
+fn first_caught(flaws: Flaws) -> Option<u64> {
+    let config = Config {
+        flaws,
+        ..Config::default()
+    };
+    let batch = 2 * std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let mut start = 0;
+    while start < DEFAULT_SEEDS {
+        let (failed, _) = run_all(start..(start + batch).min(DEFAULT_SEEDS), &config);
+        if let Some(report) = failed.first() {
+            return Some(report.seed);
+        }
+        start += batch;
+    }
+    None
+}
+
+#[test]
+fn the_checks_catch_a_router_that_retries_a_forward_which_may_have_run() {
+    // The real router (`latchkey_edge_node::route::Route`) retries a forward only when the owner
+    // did not run it. Retrying one whose outcome is unknown can apply an `inc` twice.
+    let flaws = Flaws {
+        route: Flaw::RetryUnknownForwards,
+        ..Flaws::default()
+    };
+    let seed = first_caught(flaws);
+    println!("a router retrying unknown forwards: first caught at seed {seed:?}");
+    assert!(
+        seed.is_some(),
+        "no seed of the {DEFAULT_SEEDS} in CI caught the router's planted mistake"
+    );
+}
+
+#[test]
+fn the_checks_catch_an_output_gate_that_takes_a_lost_answer_for_a_refusal() {
+    // The real output gate (`latchkey_edge_node::protocol::Commit`) resends a commit whose
+    // answer was lost. Calling it "nothing committed" lets a client retry an applied `inc`.
+    let flaws = Flaws {
+        commit: CommitFlaw::UnansweredNotApplied,
+        ..Flaws::default()
+    };
+    let seed = first_caught(flaws);
+    println!("an output gate taking lost answers for refusals: first caught at seed {seed:?}");
+    assert!(
+        seed.is_some(),
+        "no seed of the {DEFAULT_SEEDS} in CI caught the output gate's planted mistake"
     );
 }

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use latchkey_correctness::sim::{self, Config};
+use latchkey_correctness::sim::{self, Config, Flaws};
+use latchkey_edge_node::protocol::CommitFlaw;
+use latchkey_edge_node::route::Flaw;
 
 /// Simulate Latchkey's activation protocol under faults, deterministically from seeds.
 #[derive(Parser)]
@@ -39,11 +41,30 @@ struct Args {
     /// Print every event of the replayed seed.
     #[arg(long)]
     trace: bool,
+    /// Plant a mistake in the node's real code: `retry-unknown-forwards` (router) or
+    /// `unanswered-not-applied` (output gate).
+    #[arg(long, value_parser = FLAWS)]
+    flaw: Option<String>,
+}
+
+/// The names `--flaw` takes.
+const FLAWS: [&str; 2] = ["retry-unknown-forwards", "unanswered-not-applied"];
+
+/// The flaws `--flaw` names (clap checked the name).
+fn flaws(name: Option<&str>) -> Flaws {
+    let mut flaws = Flaws::default();
+    match name {
+        Some("retry-unknown-forwards") => flaws.route = Flaw::RetryUnknownForwards,
+        Some("unanswered-not-applied") => flaws.commit = CommitFlaw::UnansweredNotApplied,
+        _ => {}
+    }
+    flaws
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let secs = args.secs.max(12);
+    let flaws = flaws(args.flaw.as_deref());
     let config = Config {
         nodes: args.nodes.max(1),
         actors: args.actors.max(1),
@@ -53,6 +74,7 @@ fn main() -> ExitCode {
         drop_permille: args.drop_permille,
         max_drift_ppm: args.drift_ppm,
         trace: args.trace,
+        flaws,
     };
     let seeds = match args.seed {
         Some(seed) => seed..seed + 1,

@@ -1,82 +1,45 @@
 //! A simulated activation's execution (`activation.rs`, `instance.rs`): one call at a time,
 //! the lease check before each call, a fenced read when the value is not in memory, and output
 //! gating — an `inc` is answered only once its commit is acknowledged, resent while its outcome is
-//! unknown, and classified with the real [`commit_failure`] when it fails.
+//! unknown, both decided by the real output gate ([`Commit`]).
 
-use latchkey_edge_node::protocol::{CommitFailure, commit_failure};
+use std::time::Duration;
+
+use latchkey_edge_node::protocol::{Commit, CommitError, CommitStep};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::CommitRequest;
 use rand::RngExt as _;
 
 use super::net::{CpError, CpRequest, Failure, Op, write};
-use super::node::{
-    CP_TIMEOUT, FIRST_BACKOFF, Job, MAX_BACKOFF, Pending, Stage, Timer, answer, set_timer, to_cp,
-};
-use super::{MS, World};
+use super::node::{CP_TIMEOUT, Job, Pending, Stage, Timer, answer, set_timer, to_cp};
+use super::{MS, Micros, World};
 
-/// A commit attempt failed: an error answer, or no answer in time (`transport`).
-pub(super) fn commit_failed(w: &mut World, i: usize, act: u64, e: CpError, transport: bool) {
+/// A commit attempt failed: an error answer, or no answer in time (`transport`); the real
+/// output gate ([`Commit`]) decides what follows.
+pub(super) fn commit_failed(w: &mut World, i: usize, act: u64, e: &CpError, transport: bool) {
     let now = w.now;
     let n = &mut w.nodes[i];
     let local = n.local(now);
     let Some(a) = n.acts.get_mut(&act) else {
         return;
     };
-    let Some((
-        job,
-        Stage::Committing {
-            backoff, resent, ..
-        },
-    )) = &a.running
-    else {
+    let Some((job, Stage::Committing { attempts, .. })) = &mut a.running else {
         return;
     };
     let code = (!transport).then_some(e.code);
-    let before_deadline = local + backoff < job.deadline;
-    let backoff = *backoff;
-    match commit_failure(code, e.retryable, before_deadline, *resent) {
-        CommitFailure::Resend => {
-            if let Some((
-                _,
-                Stage::Committing {
-                    backoff: b, resent, ..
-                },
-            )) = &mut a.running
-            {
-                *b = (*b * 2).min(MAX_BACKOFF);
-                *resent = true;
-            }
-            set_timer(w, i, backoff, Timer::Resend(act));
+    let remaining = Duration::from_micros(job.deadline.saturating_sub(local));
+    match attempts.failed(code, e.retryable, remaining, &e.message) {
+        CommitStep::Resend(pause) => {
+            set_timer(w, i, pause.as_micros() as Micros, Timer::Resend(act));
         }
-        outcome => {
+        CommitStep::Fail(CommitError { error, fenced }) => {
             let (job, _) = a.running.take().expect("checked above");
             a.value = None;
-            let failure = match outcome {
-                CommitFailure::Fenced { maybe_applied } => {
-                    if a.listed {
-                        a.listed = false;
-                        n.table.remove(&a.actor);
-                    }
-                    let code = if maybe_applied {
-                        ErrorCode::OutcomeUnknown
-                    } else {
-                        ErrorCode::Unavailable
-                    };
-                    Failure::new(
-                        code,
-                        format!(
-                            "the activation was replaced while the call ran ({}); nothing of the call was committed, retry",
-                            e.message
-                        ),
-                    )
-                }
-                CommitFailure::Unknown => Failure::new(
-                    ErrorCode::OutcomeUnknown,
-                    format!("the commit's outcome is unknown ({})", e.message),
-                ),
-                _ => Failure::new(ErrorCode::Internal, e.message),
-            };
-            answer(w, i, job.cid, Err(failure));
+            if fenced && a.listed {
+                a.listed = false;
+                n.table.remove(&a.actor);
+            }
+            answer(w, i, job.cid, Err(error.into()));
             pump(w, i, act);
         }
     }
@@ -140,6 +103,7 @@ pub(super) fn pump(w: &mut World, i: usize, act: u64) {
 /// The actor's code: a `get` answers the value after a moment of computing; an `inc` commits
 /// the value plus one (output gating: the answer waits for the commit).
 pub(super) fn compute(w: &mut World, i: usize, act: u64, job: Job) {
+    let flaw = w.cfg.flaws.commit;
     let a = w.nodes[i].acts.get_mut(&act).expect("running");
     let value = a.value.expect("read before computing");
     match job.op {
@@ -159,8 +123,7 @@ pub(super) fn compute(w: &mut World, i: usize, act: u64, job: Job) {
                 Stage::Committing {
                     request,
                     value: value + 1,
-                    backoff: FIRST_BACKOFF,
-                    resent: false,
+                    attempts: Commit::with_flaw(flaw),
                 },
             ));
             let n = &mut w.nodes[i];
@@ -191,6 +154,6 @@ pub(super) fn send_commit(w: &mut World, i: usize, act: u64) {
             retryable: true,
             message: "control plane unreachable".into(),
         };
-        commit_failed(w, i, act, e, true);
+        commit_failed(w, i, act, &e, true);
     }
 }

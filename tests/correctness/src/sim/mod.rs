@@ -2,8 +2,10 @@
 //! real [`Registry`] (over the memory store with a manual clock), and edge nodes whose every
 //! decision is the node's: [`renew`](latchkey_edge_node::lease::renew) and
 //! [`valid_epoch`](latchkey_edge_node::lease::LeaseState::valid_epoch) for the lease,
-//! [`placed`](latchkey_edge_node::protocol::placed) for routing,
-//! [`commit_failure`](latchkey_edge_node::protocol::commit_failure) for output gating. Around them
+//! the router's state machine [`Route`](latchkey_edge_node::route::Route) (attempts, forwards,
+//! placements, and the errors a call ends with), the output gate's
+//! [`Commit`](latchkey_edge_node::protocol::Commit) (resends, back-off, fences), and the nodes'
+//! signature checks. [`Flaws`] plants a mistake in that code to show the checks catch it. Around them
 //! the simulation supplies what the real node does with tokio and hyper: a clock per node (offset
 //! and drift), a network that delays, drops, reorders and partitions messages, node crashes and
 //! restarts, pauses (SIGSTOP), and control-plane restarts — every choice drawn from one seeded
@@ -79,6 +81,18 @@ pub struct Config {
     pub max_drift_ppm: u64,
     /// Record a line per event (printed with a failure).
     pub trace: bool,
+    /// A deliberately wrong router or output gate in every node, to show the checks catch it.
+    pub flaws: Flaws,
+}
+
+/// Deliberate mistakes in the node's real decision code ([`Route`](latchkey_edge_node::route)
+/// and [`Commit`](latchkey_edge_node::protocol::Commit)), off by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flaws {
+    /// The router's.
+    pub route: latchkey_edge_node::route::Flaw,
+    /// The output gate's.
+    pub commit: latchkey_edge_node::protocol::CommitFlaw,
 }
 
 impl Default for Config {
@@ -92,6 +106,7 @@ impl Default for Config {
             drop_permille: 10,
             max_drift_ppm: 40_000,
             trace: false,
+            flaws: Flaws::default(),
         }
     }
 }

@@ -13,6 +13,9 @@ use rand::RngExt as _;
 use rand::rngs::StdRng;
 
 use super::identity::{Signed, covered};
+use latchkey_edge_node::CallError;
+use latchkey_wire::ApiError;
+
 use super::{ACTOR_TYPE, MS, Micros, SECOND};
 
 /// Where a message goes. A node's address names its incarnation: a message for an earlier
@@ -55,6 +58,17 @@ impl Failure {
             code,
             message: message.into(),
         }
+    }
+
+    /// The failure as the node's code sees an error answered by another node.
+    pub(crate) fn into_call_error(self) -> CallError {
+        CallError::from_api(ApiError::new(self.code, self.message))
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Failure {
+        Failure::new(e.code(), e.to_string())
     }
 }
 

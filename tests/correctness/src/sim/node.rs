@@ -1,8 +1,8 @@
 //! A simulated edge node. Its shape follows the real node (`edge-node/src/node.rs` heartbeats,
 //! `router.rs` routing, `activation.rs` and `instance.rs` execution and output gating); its
 //! decisions are the real node's functions: [`renew`] and [`LeaseState::valid_epoch`] for the
-//! lease, [`placed`] for routing, [`commit_failure`] for a failed commit. What the real node does
-//! with tokio (timers, sockets, tasks) is events here.
+//! lease, [`Route`] for routing, [`Commit`] for output gating. What the real node does with
+//! tokio (timers, sockets, tasks) is events here.
 //!
 //! An activation keeps running the calls queued on it after it leaves the node's table (as the
 //! real activation task drains its mailbox); each call checks the lease before it runs.
@@ -14,8 +14,10 @@ use latchkey_caps::node::{CONTROL_PLANE_AUDIENCE, node_audience};
 use latchkey_edge_node::auth::Auth;
 use latchkey_wire::identity::NodeCredentials;
 
+use latchkey_edge_node::CallError;
 use latchkey_edge_node::lease::{LeaseState, renew};
-use latchkey_edge_node::protocol::{Placed, placed};
+use latchkey_edge_node::protocol::Commit;
+use latchkey_edge_node::route::{Forwarded, Placement, Route};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::{Activation, CommitRequest};
 
@@ -24,17 +26,12 @@ use super::identity;
 use super::net::{
     Addr, CpAnswer, CpError, CpRequest, Failure, Msg, Op, cp_covered, forward_covered,
 };
-use super::{Event, MS, Micros, SECOND, SETTINGS, World};
+use super::{ACTOR_TYPE, Event, MS, Micros, SECOND, SETTINGS, World};
 
 /// A call's deadline at the node that took it.
 const CALL_TIMEOUT: Micros = 4 * SECOND;
 /// How long a node waits for the control plane's answer (heartbeats wait longer).
 pub(super) const CP_TIMEOUT: Micros = SECOND;
-/// Routing attempts per call (`router.rs`).
-const ATTEMPTS: usize = 4;
-/// First and largest pause between commit resends (`instance.rs`).
-pub(super) const FIRST_BACKOFF: Micros = 20 * MS;
-pub(super) const MAX_BACKOFF: Micros = 500 * MS;
 
 /// A node's timers.
 #[derive(Clone, Copy, Debug)]
@@ -73,17 +70,13 @@ pub(super) struct OpenCall {
     handed: bool,
 }
 
-/// A call being routed (`router.rs`).
+/// A call being routed: the real router's decisions ([`Route`]) and what the call is.
 #[derive(Debug)]
 pub(super) struct Routing {
     cid: u64,
     actor: usize,
     op: Op,
-    forwarded: bool,
-    attempt: usize,
-    /// The lease epoch when the control plane was asked.
-    epoch: u64,
-    last_error: Option<Failure>,
+    route: Route,
 }
 
 /// A request awaiting an answer.
@@ -112,8 +105,8 @@ pub(super) enum Stage {
     Committing {
         request: CommitRequest,
         value: u64,
-        backoff: Micros,
-        resent: bool,
+        /// The real output gate's resend loop.
+        attempts: Commit,
     },
 }
 
@@ -448,18 +441,17 @@ pub(crate) fn on_message(w: &mut World, i: usize, from: Addr, msg: Msg) {
             let Some(Pending::Forward(mut r)) = w.nodes[i].pending.remove(&fwd) else {
                 return;
             };
-            match result {
-                Err(f) if matches!(f.code, ErrorCode::Misdirected | ErrorCode::Unavailable) => {
+            match r.route.forwarded(result.map_err(Failure::into_call_error)) {
+                Forwarded::Retry => {
                     // The owner did not run it: ask the control plane where the actor is now.
                     let n = &mut w.nodes[i];
                     n.locations.remove(&r.actor);
                     if let Some(call) = n.calls.get_mut(&r.cid) {
                         call.handed = false;
                     }
-                    r.last_error = Some(f);
                     route(w, i, r);
                 }
-                result => answer(w, i, r.cid, result),
+                Forwarded::Answer(result) => answer(w, i, r.cid, result.map_err(Failure::from)),
             }
         }
         Msg::Cp { .. } | Msg::Reply { .. } => {}
@@ -467,6 +459,7 @@ pub(crate) fn on_message(w: &mut World, i: usize, from: Addr, msg: Msg) {
 }
 
 fn take_call(w: &mut World, i: usize, origin: Origin, actor: usize, op: Op, forwarded: bool) {
+    let flaw = w.cfg.flaws.route;
     let cid = w.nodes[i].id();
     w.nodes[i].calls.insert(
         cid,
@@ -483,10 +476,7 @@ fn take_call(w: &mut World, i: usize, origin: Origin, actor: usize, op: Op, forw
             cid,
             actor,
             op,
-            forwarded,
-            attempt: 0,
-            epoch: 0,
-            last_error: None,
+            route: Route::with_flaw(forwarded, flaw),
         },
     );
 }
@@ -515,7 +505,8 @@ pub(super) fn answer(w: &mut World, i: usize, cid: u64, result: Result<u64, Fail
     }
 }
 
-/// The router's loop: here, where it was last seen, or wherever the control plane says.
+/// The router's loop (`router.rs`): here, where it was last seen, or wherever the control
+/// plane says, as the real [`Route`] decides.
 fn route(w: &mut World, i: usize, mut r: Routing) {
     loop {
         let now = w.now;
@@ -523,19 +514,15 @@ fn route(w: &mut World, i: usize, mut r: Routing) {
         if !n.calls.contains_key(&r.cid) {
             return; // answered already (its deadline passed)
         }
-        if r.attempt >= ATTEMPTS {
-            let failure = r.last_error.take().unwrap_or_else(|| {
-                Failure::new(ErrorCode::Unavailable, "could not reach the actor; retry")
-            });
-            return answer(w, i, r.cid, Err(failure));
-        }
-        r.attempt += 1;
-        let Some(epoch) = n.valid_epoch(now) else {
-            let failure = Failure::new(ErrorCode::Unavailable, "no valid lease; retry");
-            return answer(w, i, r.cid, Err(failure));
+        let actor_key = key(r.actor);
+        let epoch = match r
+            .route
+            .attempt(n.valid_epoch(now), (ACTOR_TYPE, &actor_key))
+        {
+            Ok(epoch) => epoch,
+            Err(e) => return answer(w, i, r.cid, Err(e.into())),
         };
-        r.epoch = epoch;
-        // 1. Here.
+        // 1. Here (`Table::admit_local`).
         if let Some(&act) = n.table.get(&r.actor) {
             let deadline = n.local(now) + CALL_TIMEOUT;
             let a = n.acts.get_mut(&act).expect("listed activations exist");
@@ -552,7 +539,7 @@ fn route(w: &mut World, i: usize, mut r: Routing) {
             a.listed = false;
         }
         // 2. Where it was last seen.
-        if !r.forwarded
+        if r.route.may_forward()
             && let Some(&owner) = n.locations.get(&r.actor)
         {
             let fwd = n.id();
@@ -577,14 +564,18 @@ fn route(w: &mut World, i: usize, mut r: Routing) {
                 return;
             }
             // Connection refused: nothing was sent.
-            let n = &mut w.nodes[i];
-            n.calls.get_mut(&r.cid).expect("open").handed = false;
-            n.locations.remove(&r.actor);
-            r.last_error = Some(Failure::new(
-                ErrorCode::Unavailable,
-                format!("could not connect to n{owner}"),
-            ));
-            continue;
+            let refused = CallError::Unavailable(format!("could not connect to n{owner}"));
+            match r.route.forwarded::<u64>(Err(refused)) {
+                Forwarded::Retry => {
+                    let n = &mut w.nodes[i];
+                    n.calls.get_mut(&r.cid).expect("open").handed = false;
+                    n.locations.remove(&r.actor);
+                    continue;
+                }
+                Forwarded::Answer(result) => {
+                    return answer(w, i, r.cid, result.map_err(Failure::from));
+                }
+            }
         }
         // 3. Wherever the control plane says.
         let (cid, actor) = (r.cid, r.actor);
@@ -622,23 +613,16 @@ fn cp_answered(w: &mut World, i: usize, pending: Pending, result: CpAnswer) {
         }
         (Pending::Ensure(mut r), CpAnswer::Placed(placement)) => {
             let n = &mut w.nodes[i];
-            let owner = &placement.node_id;
-            match placed(&n.id, r.epoch, owner, placement.node_epoch, r.forwarded) {
-                Placed::Here
-                    if n.acts.values().any(|a| {
-                        !a.listed
-                            && a.actor == r.actor
-                            && a.placement.generation == placement.generation
-                    }) =>
-                {
-                    // `Table::draining`: the previous object of this generation is finishing.
-                    let failure = Failure::new(
-                        ErrorCode::Unavailable,
-                        "the previous activation on this node is still finishing its calls",
-                    );
-                    return answer(w, i, r.cid, Err(failure));
-                }
-                Placed::Here => {
+            // `Table::draining`: the previous object of this generation is finishing.
+            let draining = || {
+                n.acts.values().any(|a| {
+                    !a.listed
+                        && a.actor == r.actor
+                        && a.placement.generation == placement.generation
+                })
+            };
+            match r.route.placed(&n.id, &placement, draining) {
+                Placement::Activate => {
                     if !n.table.contains_key(&r.actor) {
                         let act = n.id();
                         n.table.insert(r.actor, act);
@@ -655,23 +639,14 @@ fn cp_answered(w: &mut World, i: usize, pending: Pending, result: CpAnswer) {
                         );
                     }
                 }
-                Placed::WrongEpoch => {
-                    r.last_error = Some(Failure::new(
-                        ErrorCode::Unavailable,
-                        "placed in another epoch than this node's lease; retry",
-                    ));
-                }
-                Placed::Misdirected => {
-                    let failure = Failure::new(
-                        ErrorCode::Misdirected,
-                        format!("{} does not hold the actor; {owner} does", n.id),
-                    );
-                    return answer(w, i, r.cid, Err(failure));
-                }
-                Placed::Elsewhere => {
-                    let j = owner[1..].parse().expect("node ids are n<index>");
+                Placement::Locate => {
+                    let j = placement.node_id[1..]
+                        .parse()
+                        .expect("node ids are n<index>");
                     n.locations.insert(r.actor, j);
                 }
+                Placement::Again => {}
+                Placement::Fail(e) => return answer(w, i, r.cid, Err(e.into())),
             }
             route(w, i, r);
         }
@@ -763,6 +738,6 @@ fn cp_failed(w: &mut World, i: usize, pending: Pending, e: CpError, transport: b
             answer(w, i, job.cid, Err(failure));
             super::activation::pump(w, i, act);
         }
-        Pending::Commit { act } => super::activation::commit_failed(w, i, act, e, transport),
+        Pending::Commit { act } => super::activation::commit_failed(w, i, act, &e, transport),
     }
 }

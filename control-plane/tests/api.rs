@@ -875,3 +875,58 @@ fn the_data_directory_is_created_owner_only_and_the_store_file_too() {
     assert_eq!(mode(&store), 0o600, "the store file is {:o}", mode(&store));
     drop(opened);
 }
+
+#[tokio::test]
+async fn names_with_slashes_spaces_and_escapes_reach_their_own_routes() {
+    let s = start(|_| {}).await;
+    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
+    let odd = "team/a counter?x=1&y=%41";
+    s.admin.deploy(odd, &v1.content_id, None).await.unwrap();
+    s.admin.deploy("team", &v2.content_id, None).await.unwrap();
+    let d = s.admin.canary(odd, &v2.content_id, 5.0).await.unwrap();
+    assert_eq!(
+        d.actor_type, odd,
+        "the canary reached the odd name's deployment"
+    );
+    let detail = s.admin.deployment(odd).await.unwrap();
+    assert_eq!(
+        detail.deployment.active.as_deref(),
+        Some(v1.content_id.as_str())
+    );
+    assert_eq!(
+        s.admin
+            .deployment("team")
+            .await
+            .unwrap()
+            .deployment
+            .active
+            .as_deref(),
+        Some(v2.content_id.as_str()),
+        "a name's prefix is another deployment"
+    );
+    assert!(s.admin.activations(Some(odd)).await.unwrap().is_empty());
+    let region = "eu west/1";
+    let request = RegionRequest {
+        placement_weight: 3,
+        jurisdiction: None,
+    };
+    s.admin.put_region(region, &request).await.unwrap();
+    assert_eq!(s.admin.region(region).await.unwrap().name, region);
+    s.admin.delete_region(region).await.unwrap();
+
+    let (c, m) = code(
+        s.admin
+            .send(
+                Method::GET,
+                "/v1/deployments/%FF%FE",
+                "application/json",
+                Vec::new(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(c, ErrorCode::BadRequest);
+    assert!(m.contains("%FF%FE"), "the error names the segment: {m}");
+}

@@ -15,8 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use latchkey_caps::node::node_audience;
 use latchkey_wire::ApiError;
 use latchkey_wire::identity::{self, DEADLINE_MS, FORWARDED_BY, Outgoing, PRESENTER};
+use latchkey_wire::path::segment;
 use latchkey_wire::tls::{Connector, Trust};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::unix_millis;
 use crate::error::CallError;
@@ -59,7 +59,6 @@ impl Forwarder {
         remote: &Remote,
         call: &CallRequest,
     ) -> Result<Bytes, CallError> {
-        let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         let path = format!(
             "/v1/actors/{}/{}/{}",
             segment(&call.actor_type),

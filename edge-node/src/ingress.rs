@@ -12,7 +12,6 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, heade
 use http_body_util::Full;
 use hyper::body::Incoming;
 use latchkey_wire::{ApiError, ErrorCode};
-use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
 
 use crate::error::CallError;
@@ -101,8 +100,7 @@ async fn handle(node: Arc<NodeInner>, req: Request<Incoming>) -> Reply {
 }
 
 fn decode(segment: &str) -> Option<String> {
-    let s = percent_decode_str(segment).decode_utf8().ok()?.into_owned();
-    (!s.is_empty()).then_some(s)
+    latchkey_wire::path::decode(segment).filter(|s| !s.is_empty())
 }
 
 fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {

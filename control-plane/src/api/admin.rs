@@ -14,7 +14,7 @@ use latchkey_wire::{ApiError, ErrorCode, canary};
 
 use super::{
     Reply, auth_error, authorize, bearer, blocking, json, method_not_allowed, no_content,
-    not_found, parse_json, query, read_body,
+    not_found, param, parse_json, query, read_body,
 };
 use crate::ControlPlane;
 use crate::authority::unix_now;
@@ -118,7 +118,7 @@ pub(super) async fn handle(
         )),
         (&Method::GET, ["activations"]) => {
             authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let actor_type = query(&req, "actor_type").map(str::to_owned);
+            let actor_type = param(&req, "actor_type")?;
             let limit = query(&req, "limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(1000usize);

@@ -81,7 +81,8 @@ async fn dispatch(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Reply {
 
 async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let decoded = segments(&path)?;
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["healthz"] => Ok(text(StatusCode::OK, "ok")),
         ["v1", "tail"] if req.method() == Method::GET => tail::stream(cp, req).await,
@@ -91,6 +92,21 @@ async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, A
         ["v1", rest @ ..] => admin::handle(cp, req, rest).await,
         _ => Err(not_found(&path)),
     }
+}
+
+/// The path's segments, each percent-decoded ([`latchkey_wire::path`]: a name may hold `/`).
+fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|s| {
+            latchkey_wire::path::decode(s).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("path segment `{s}` is not percent-encoded UTF-8"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn not_found(path: &str) -> ApiError {
@@ -212,6 +228,20 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The value of query parameter `name`.
+/// A query parameter, percent-decoded (`+` is a space).
+fn param<B>(req: &Request<B>, name: &str) -> Result<Option<String>, ApiError> {
+    query(req, name)
+        .map(|v| {
+            latchkey_wire::path::decode(&v.replace('+', " ")).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("query parameter `{name}` is not percent-encoded UTF-8"),
+                )
+            })
+        })
+        .transpose()
+}
+
 fn query<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
     req.uri().query()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

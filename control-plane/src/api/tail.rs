@@ -17,10 +17,9 @@ use hyper::body::{Body, Frame, Incoming};
 use latchkey_caps::{Capability, KeyScope, Rights};
 use latchkey_wire::tail::{KeyFilter, MAX_TAIL_BATCH, TailBatch, TailFilter, TailMessage};
 use latchkey_wire::{ApiError, ErrorCode, decode};
-use percent_encoding::percent_decode_str;
 use tokio::sync::mpsc;
 
-use super::{Reply, auth_error, bearer, blocking, query};
+use super::{Reply, auth_error, bearer, blocking, param, query};
 use crate::ControlPlane;
 use crate::tail::Subscription;
 
@@ -51,23 +50,6 @@ impl Body for EventStream {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
     }
-}
-
-/// A query parameter, percent-decoded.
-fn param(req: &Request<Incoming>, name: &str) -> Result<Option<String>, ApiError> {
-    query(req, name)
-        .map(|v| {
-            percent_decode_str(&v.replace('+', " "))
-                .decode_utf8()
-                .map(|v| v.into_owned())
-                .map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::BadRequest,
-                        format!("query parameter `{name}` is not UTF-8"),
-                    )
-                })
-        })
-        .transpose()
 }
 
 /// What the request asks to follow, as a capability to narrow the token's with.

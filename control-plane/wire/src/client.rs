@@ -29,6 +29,7 @@ use crate::node::{
     HeartbeatResponse, OutcomeAck, OutcomeReport, ReadStateRequest, ReadStateResponse,
     RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
 };
+use crate::path::{self, segment};
 use crate::tail::{TailBatch, TailInterest};
 use crate::tls::{Connector, Trust};
 use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
@@ -453,7 +454,7 @@ impl Client {
     pub async fn module(&self, content_id: &str) -> Result<ModuleInfo, ClientError> {
         self.json(
             Method::GET,
-            &format!("/v1/modules/{content_id}"),
+            &format!("/v1/modules/{}", segment(content_id)),
             None::<&()>,
         )
         .await
@@ -472,7 +473,7 @@ impl Client {
         };
         self.json(
             Method::POST,
-            &format!("/v1/deployments/{actor_type}"),
+            &format!("/v1/deployments/{}", segment(actor_type)),
             Some(&body),
         )
         .await
@@ -492,7 +493,7 @@ impl Client {
         };
         self.json(
             Method::POST,
-            &format!("/v1/deployments/{actor_type}/canary"),
+            &format!("/v1/deployments/{}/canary", segment(actor_type)),
             Some(&body),
         )
         .await
@@ -510,7 +511,7 @@ impl Client {
         };
         self.json(
             Method::POST,
-            &format!("/v1/deployments/{actor_type}/{action}"),
+            &format!("/v1/deployments/{}/{action}", segment(actor_type)),
             Some(&body),
         )
         .await
@@ -524,7 +525,7 @@ impl Client {
     ) -> Result<DeploymentInfo, ClientError> {
         self.json(
             Method::PUT,
-            &format!("/v1/deployments/{actor_type}/policy"),
+            &format!("/v1/deployments/{}/policy", segment(actor_type)),
             Some(policy),
         )
         .await
@@ -534,7 +535,7 @@ impl Client {
     pub async fn deployment(&self, actor_type: &str) -> Result<DeploymentDetail, ClientError> {
         self.json(
             Method::GET,
-            &format!("/v1/deployments/{actor_type}"),
+            &format!("/v1/deployments/{}", segment(actor_type)),
             None::<&()>,
         )
         .await
@@ -556,7 +557,7 @@ impl Client {
         actor_type: Option<&str>,
     ) -> Result<Vec<ActivationInfo>, ClientError> {
         let path = match actor_type {
-            Some(t) => format!("/v1/activations?actor_type={t}"),
+            Some(t) => format!("/v1/activations?actor_type={}", path::query_value(t)),
             None => "/v1/activations".to_owned(),
         };
         self.json(Method::GET, &path, None::<&()>).await
@@ -582,7 +583,7 @@ impl Client {
     pub async fn revocation(&self, token_id: &str) -> Result<RevocationInfo, ClientError> {
         self.json(
             Method::GET,
-            &format!("/v1/revocations/{token_id}"),
+            &format!("/v1/revocations/{}", segment(token_id)),
             None::<&()>,
         )
         .await
@@ -590,7 +591,8 @@ impl Client {
 
     /// Deletes a module no deployment uses.
     pub async fn delete_module(&self, content_id: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/modules/{content_id}")).await
+        self.delete(&format!("/v1/modules/{}", segment(content_id)))
+            .await
     }
 
     /// Stops running `actor_type`: no active version, no canary (its stored state is kept).
@@ -604,7 +606,7 @@ impl Client {
         };
         self.json(
             Method::DELETE,
-            &format!("/v1/deployments/{actor_type}"),
+            &format!("/v1/deployments/{}", segment(actor_type)),
             Some(&body),
         )
         .await
@@ -617,8 +619,12 @@ impl Client {
 
     /// One declared region.
     pub async fn region(&self, name: &str) -> Result<RegionInfo, ClientError> {
-        self.json(Method::GET, &format!("/v1/regions/{name}"), None::<&()>)
-            .await
+        self.json(
+            Method::GET,
+            &format!("/v1/regions/{}", segment(name)),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Declares a region, or changes it.
@@ -627,13 +633,17 @@ impl Client {
         name: &str,
         request: &RegionRequest,
     ) -> Result<RegionInfo, ClientError> {
-        self.json(Method::PUT, &format!("/v1/regions/{name}"), Some(request))
-            .await
+        self.json(
+            Method::PUT,
+            &format!("/v1/regions/{}", segment(name)),
+            Some(request),
+        )
+        .await
     }
 
     /// Removes a declared region.
     pub async fn delete_region(&self, name: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/regions/{name}")).await
+        self.delete(&format!("/v1/regions/{}", segment(name))).await
     }
 
     async fn delete(&self, path: &str) -> Result<(), ClientError> {
@@ -669,7 +679,7 @@ impl Client {
     pub async fn retire_key(&self, key_id: &str) -> Result<Vec<KeyInfo>, ClientError> {
         self.json(
             Method::POST,
-            &format!("/v1/keys/{key_id}/retire"),
+            &format!("/v1/keys/{}/retire", segment(key_id)),
             None::<&()>,
         )
         .await
@@ -684,7 +694,7 @@ impl Client {
     ) -> Result<MintResponse, ClientError> {
         self.json(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/enrolment"),
+            &format!("/v1/nodes/{}/enrolment", segment(node_id)),
             Some(&EnrolmentRequest { expires_in_secs }),
         )
         .await
@@ -695,7 +705,7 @@ impl Client {
     pub async fn remove_node(&self, node_id: &str) -> Result<RevocationInfo, ClientError> {
         self.json(
             Method::DELETE,
-            &format!("/v1/nodes/{node_id}/identity"),
+            &format!("/v1/nodes/{}/identity", segment(node_id)),
             None::<&()>,
         )
         .await
@@ -710,7 +720,7 @@ impl Client {
         credentials: &NodeCredentials,
         enrolment_token: &str,
     ) -> Result<CertificateResponse, ClientError> {
-        let path = format!("/v1/nodes/{}/enrol", credentials.node_id());
+        let path = format!("/v1/nodes/{}/enrol", segment(credentials.node_id()));
         let url = format!("{}{path}", self.base);
         let body = encode(&EnrolRequest {
             public_key: credentials.public_key().to_string(),
@@ -783,7 +793,7 @@ impl Client {
     ) -> Result<CertificateResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/certificate"),
+            &format!("/v1/nodes/{}/certificate", segment(node_id)),
             Vec::new(),
             self.timeout,
         )
@@ -798,7 +808,7 @@ impl Client {
     ) -> Result<RegisterResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/register"),
+            &format!("/v1/nodes/{}/register", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -814,7 +824,7 @@ impl Client {
     ) -> Result<HeartbeatResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/heartbeat"),
+            &format!("/v1/nodes/{}/heartbeat", segment(node_id)),
             encode(request),
             timeout,
         )
@@ -829,7 +839,7 @@ impl Client {
     ) -> Result<Activation, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/activations"),
+            &format!("/v1/nodes/{}/activations", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -844,7 +854,7 @@ impl Client {
     ) -> Result<ReadStateResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/state/read"),
+            &format!("/v1/nodes/{}/state/read", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -859,7 +869,7 @@ impl Client {
     ) -> Result<CommitResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/state/commit"),
+            &format!("/v1/nodes/{}/state/commit", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -874,7 +884,7 @@ impl Client {
     ) -> Result<CommitBatchResponse, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/state/commit-batch"),
+            &format!("/v1/nodes/{}/state/commit-batch", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -889,7 +899,7 @@ impl Client {
     ) -> Result<Activation, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/activations/upgrade"),
+            &format!("/v1/nodes/{}/activations/upgrade", segment(node_id)),
             encode(request),
             self.timeout,
         )
@@ -904,7 +914,7 @@ impl Client {
     ) -> Result<OutcomeAck, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/outcomes"),
+            &format!("/v1/nodes/{}/outcomes", segment(node_id)),
             encode(report),
             self.timeout,
         )
@@ -915,7 +925,7 @@ impl Client {
     pub async fn self_token(&self, node_id: &str, fence: &Fence) -> Result<SelfToken, ClientError> {
         self.node(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/self-token"),
+            &format!("/v1/nodes/{}/self-token", segment(node_id)),
             encode(fence),
             self.timeout,
         )
@@ -930,7 +940,11 @@ impl Client {
     ) -> Result<Bytes, ClientError> {
         self.send(
             Method::GET,
-            &format!("/v1/nodes/{node_id}/modules/{content_id}"),
+            &format!(
+                "/v1/nodes/{}/modules/{}",
+                segment(node_id),
+                segment(content_id)
+            ),
             NODE_CONTENT_TYPE,
             Vec::new(),
             self.timeout,
@@ -942,7 +956,7 @@ impl Client {
     pub async fn sync(&self, node_id: &str) -> Result<SyncSnapshot, ClientError> {
         self.node(
             Method::GET,
-            &format!("/v1/nodes/{node_id}/sync"),
+            &format!("/v1/nodes/{}/sync", segment(node_id)),
             Vec::new(),
             self.timeout,
         )
@@ -956,8 +970,11 @@ impl Client {
         cursor: &str,
         wait: Duration,
     ) -> Result<Changes, ClientError> {
-        self.long_poll(&format!("/v1/nodes/{node_id}/watch?after={cursor}"), wait)
-            .await
+        self.long_poll(
+            &format!("/v1/nodes/{}/watch?after={cursor}", segment(node_id)),
+            wait,
+        )
+        .await
     }
 
     /// `GET path&wait_ms=…` of the node API, allowed `wait` and 5 s more to answer.
@@ -984,15 +1001,18 @@ impl Client {
         after: u64,
         wait: Duration,
     ) -> Result<TailInterest, ClientError> {
-        self.long_poll(&format!("/v1/nodes/{node_id}/tail?after={after}"), wait)
-            .await
+        self.long_poll(
+            &format!("/v1/nodes/{}/tail?after={after}", segment(node_id)),
+            wait,
+        )
+        .await
     }
 
     /// Sends tail events.
     pub async fn push_tail(&self, node_id: &str, batch: &TailBatch) -> Result<(), ClientError> {
         self.send(
             Method::POST,
-            &format!("/v1/nodes/{node_id}/tail"),
+            &format!("/v1/nodes/{}/tail", segment(node_id)),
             NODE_CONTENT_TYPE,
             encode(batch),
             self.timeout,

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod lease;
 pub mod limits;
 pub mod node;
+pub mod path;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod tail;

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
 use latchkey_wire::admin::{MintRequest, RevokeRequest, RollbackPolicy};
 use latchkey_wire::client::{Client, Progress};
+use latchkey_wire::path::segment;
 use latchkey_wire::tls::Trust;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::output::{self, Times};
@@ -637,7 +637,6 @@ async fn call(
     node: &str,
     target: &Target,
 ) -> anyhow::Result<()> {
-    let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
     let path = format!(
         "/v1/actors/{}/{}/{}",
         segment(actor_type),

@@ -9,8 +9,8 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http_body_util::BodyStream;
 use latchkey_wire::ApiError;
+use latchkey_wire::path::query_value;
 use latchkey_wire::tail::{LineKind, TailLine, TailMessage};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::admin::{Scope, Target, note};
 use crate::output::{clean, span};
@@ -30,10 +30,7 @@ impl TailArgs {
     fn path(&self) -> String {
         let mut query = Vec::new();
         let mut add = |name: &str, value: &str| {
-            query.push(format!(
-                "{name}={}",
-                utf8_percent_encode(value, NON_ALPHANUMERIC)
-            ));
+            query.push(format!("{name}={}", query_value(value)));
         };
         let scope = &self.scope;
         if let Some(t) = &scope.actor_type {

@@ -237,9 +237,7 @@ pub async fn call_with(
     method: &str,
     payload: Vec<u8>,
 ) -> Result<Bytes, ApiError> {
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    let enc = latchkey_wire::path::segment;
     let path = format!(
         "/v1/actors/{}/{}/{}",
         enc(actor_type),

@@ -81,8 +81,7 @@ impl CallError {
     /// The API error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            CallError::Auth(AuthError::Invalid(_)) => ErrorCode::Unauthenticated,
-            CallError::Auth(AuthError::Denied(_)) => ErrorCode::Forbidden,
+            CallError::Auth(e) => ErrorCode::of_auth(e),
             CallError::NotFound(_) => ErrorCode::NotFound,
             CallError::BadRequest(_) | CallError::Invalid(_) => ErrorCode::BadRequest,
             CallError::ActorFailed(_) => ErrorCode::ActorFailed,
@@ -96,9 +95,7 @@ impl CallError {
             CallError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             CallError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             CallError::Internal(_) => ErrorCode::Internal,
-            CallError::Node(NodeAuthError::WrongNode { .. }) => ErrorCode::Forbidden,
-            CallError::Node(e) if e.is_retryable() => ErrorCode::Unavailable,
-            CallError::Node(_) => ErrorCode::Unauthenticated,
+            CallError::Node(e) => ErrorCode::of_node_auth(e),
             CallError::Remote(e) => e.code,
         }
     }
@@ -110,15 +107,12 @@ impl CallError {
 
     /// The error as an API body.
     pub fn to_api(&self) -> ApiError {
-        if let CallError::Remote(e) = self {
-            return e.clone();
+        match self {
+            CallError::Remote(e) => e.clone(),
+            CallError::Auth(e) => ApiError::from(e),
+            CallError::Node(e) => ApiError::from(e),
+            other => ApiError::new(other.code(), other.to_string()),
         }
-        let message = match self {
-            CallError::Auth(AuthError::Invalid(e)) => format!("invalid token: {e}"),
-            CallError::Auth(AuthError::Denied(d)) => format!("forbidden: {d}"),
-            other => other.to_string(),
-        };
-        ApiError::new(self.code(), message)
     }
 
     /// An error another node (or the control plane) answered, passed on as it is, except that

@@ -13,8 +13,8 @@ use latchkey_wire::admin::{
 use latchkey_wire::{ApiError, ErrorCode, canary};
 
 use super::{
-    Reply, auth_error, authorize, bearer, blocking, json, method_not_allowed, no_content,
-    not_found, param, parse_json, query, read_body,
+    Reply, authorize, bearer, blocking, json, method_not_allowed, no_content, not_found, param,
+    parse_json, query, read_body,
 };
 use crate::ControlPlane;
 use crate::authority::unix_now;
@@ -205,7 +205,7 @@ fn check_right(
 ) -> Result<Arc<latchkey_caps::Verified>, ApiError> {
     cp.authority
         .check_right(&bearer(req)?, right)
-        .map_err(auth_error)
+        .map_err(ApiError::from)
 }
 
 async fn deployment_change(
@@ -339,7 +339,7 @@ async fn mint(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, Ap
     let verified = cp
         .authority
         .check_right(&presented, Rights::MINT)
-        .map_err(auth_error)?;
+        .map_err(ApiError::from)?;
     let body = read_body(req.into_body(), super::MAX_BODY).await?;
     let request: MintRequest = parse_json(&body)?;
     let mut wanted = requested_capability(&request)?;
@@ -407,7 +407,7 @@ async fn revoke(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, 
         (Some(id), None) => {
             cp.authority
                 .check(&caller, &Access::new(Rights::REVOKE))
-                .map_err(auth_error)?;
+                .map_err(ApiError::from)?;
             id.parse::<RevocationId>()
                 .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?
         }
@@ -415,7 +415,7 @@ async fn revoke(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, 
             let revoker = cp
                 .authority
                 .check_right(&caller, Rights::REVOKE)
-                .map_err(auth_error)?;
+                .map_err(ApiError::from)?;
             let target = Token::from_text(text).map_err(|e| {
                 ApiError::new(
                     ErrorCode::BadRequest,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use latchkey_caps::{AuthError, Verified};
+use latchkey_caps::Verified;
 use latchkey_wire::server::ServerOptions;
 use latchkey_wire::{ApiError, ErrorCode};
 use serde::Serialize;
@@ -194,16 +194,6 @@ fn bearer<B>(req: &Request<B>) -> Result<Vec<u8>, ApiError> {
     Ok(token.trim_ascii().to_vec())
 }
 
-/// An authorization failure as an API error: 401 for a bad token, 403 for a denial.
-fn auth_error(e: AuthError) -> ApiError {
-    match e {
-        AuthError::Invalid(e) => {
-            ApiError::new(ErrorCode::Unauthenticated, format!("invalid token: {e}"))
-        }
-        AuthError::Denied(d) => ApiError::new(ErrorCode::Forbidden, format!("forbidden: {d}")),
-    }
-}
-
 /// Verifies the request's token and authorizes `request` with it.
 fn authorize<B>(
     cp: &ControlPlane,
@@ -211,7 +201,7 @@ fn authorize<B>(
     request: &latchkey_caps::Request<'_>,
 ) -> Result<Arc<Verified>, ApiError> {
     let token = bearer(req)?;
-    cp.authority.check(&token, request).map_err(auth_error)
+    cp.authority.check(&token, request).map_err(ApiError::from)
 }
 
 /// Runs registry work on a blocking thread.

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use latchkey_caps::Rights;
 use latchkey_wire::ApiError;
 
-use super::{Reply, auth_error, bearer, blocking, json, no_content, read_body};
+use super::{Reply, bearer, blocking, json, no_content, read_body};
 use crate::ControlPlane;
 
 /// Verifies the token, checks it grants `deploy`, and returns its actor-type scope.
@@ -17,7 +17,7 @@ fn deploy_scope(cp: &ControlPlane, req: &Request<Incoming>) -> Result<Option<Str
     let verified = cp
         .authority
         .check_right(&bearer(req)?, Rights::DEPLOY)
-        .map_err(auth_error)?;
+        .map_err(ApiError::from)?;
     Ok(verified.capability().actor_type.clone())
 }
 

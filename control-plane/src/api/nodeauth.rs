@@ -13,7 +13,7 @@ use latchkey_wire::identity::{self, CERTIFICATE, CONTENT_SHA256, SIGNATURE};
 use latchkey_wire::node::{CertificateResponse, EnrolRequest};
 use latchkey_wire::{ApiError, ErrorCode, decode};
 
-use super::{Reply, auth_error, bearer, blocking, read_body};
+use super::{Reply, bearer, blocking, read_body};
 use crate::ControlPlane;
 
 /// Largest `enrol` body (a public key and its framing).
@@ -27,12 +27,7 @@ pub(crate) fn enrolment_audience(node_id: &str) -> String {
 /// A node-authentication failure as an API error: 401 naming the reason (503 when retrying a
 /// freshly signed request can help), 403 for a node acting for another.
 pub(super) fn node_auth_error(e: &NodeAuthError) -> ApiError {
-    let code = match e {
-        NodeAuthError::WrongNode { .. } => ErrorCode::Forbidden,
-        e if e.is_retryable() => ErrorCode::Unavailable,
-        _ => ErrorCode::Unauthenticated,
-    };
-    ApiError::new(code, format!("node authentication failed: {e}"))
+    ApiError::from(e)
 }
 
 /// A request whose headers verified: who signed it, and the body digest it signed.
@@ -112,7 +107,7 @@ pub(super) async fn enrol(
     let verified = cp
         .authority
         .check_enrolment(&token, &access)
-        .map_err(auth_error)?;
+        .map_err(ApiError::from)?;
     let cap = verified.capability();
     if cap.rights != Some(Rights::NODE)
         || cap.audience.as_deref() != Some(audience.as_str())

@@ -19,7 +19,7 @@ use latchkey_wire::tail::{KeyFilter, MAX_TAIL_BATCH, TailBatch, TailFilter, Tail
 use latchkey_wire::{ApiError, ErrorCode, decode};
 use tokio::sync::mpsc;
 
-use super::{Reply, auth_error, bearer, blocking, param, query};
+use super::{Reply, bearer, blocking, param, query};
 use crate::ControlPlane;
 use crate::tail::Subscription;
 
@@ -108,7 +108,7 @@ pub(super) async fn stream(
     let verified = cp
         .authority
         .check_right(&token, Rights::TAIL)
-        .map_err(auth_error)?;
+        .map_err(ApiError::from)?;
     let filter = session_filter(verified.capability(), &requested(&req)?)?;
     let registry = Arc::clone(&cp.registry);
     let live_nodes: Vec<String> = blocking(move || registry.nodes())
@@ -156,7 +156,7 @@ async fn forward(
             }
             _ = recheck.tick() => {
                 if let Err(e) = cp.authority.check_right(&token, Rights::TAIL) {
-                    let json = String::from_utf8_lossy(&auth_error(e).to_json()).into_owned();
+                    let json = String::from_utf8_lossy(&ApiError::from(e).to_json()).into_owned();
                     let _ = frames.try_send(Bytes::from(format!("event: error\ndata: {json}\n\n")));
                     return;
                 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use latchkey_caps::AuthError;
+use latchkey_caps::node::NodeAuthError;
 use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable error codes; each maps to one HTTP status.
@@ -164,5 +166,101 @@ impl ApiError {
             let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
             ApiError::new(code, format!("HTTP {status}: {text}"))
         })
+    }
+}
+
+/// The one mapping of token failures to API errors, used by the control plane and the nodes:
+/// 401 for a token that is itself rejected, 403 for a valid token that does not allow the
+/// request.
+impl From<&AuthError> for ApiError {
+    fn from(e: &AuthError) -> Self {
+        match e {
+            AuthError::Invalid(e) => ApiError::new(
+                ErrorCode::of_auth_failure(false),
+                format!("invalid token: {e}"),
+            ),
+            AuthError::Denied(d) => {
+                ApiError::new(ErrorCode::of_auth_failure(true), format!("forbidden: {d}"))
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+/// The one mapping of node-authentication failures to API errors: 401 naming the reason, 503
+/// when a freshly signed retry can succeed, 403 for a node acting for another.
+impl From<&NodeAuthError> for ApiError {
+    fn from(e: &NodeAuthError) -> Self {
+        ApiError::new(
+            ErrorCode::of_node_auth(e),
+            format!("node authentication failed: {e}"),
+        )
+    }
+}
+
+impl ErrorCode {
+    /// The code of a token failure: `denied` (a valid token too narrow) is 403, else 401.
+    fn of_auth_failure(denied: bool) -> ErrorCode {
+        if denied {
+            ErrorCode::Forbidden
+        } else {
+            ErrorCode::Unauthenticated
+        }
+    }
+
+    /// The code of a token failure ([`ApiError::from`] gives the whole error).
+    pub fn of_auth(e: &AuthError) -> ErrorCode {
+        ErrorCode::of_auth_failure(matches!(e, AuthError::Denied(_)))
+    }
+
+    /// The code of a node-authentication failure ([`ApiError::from`] gives the whole error).
+    pub fn of_node_auth(e: &NodeAuthError) -> ErrorCode {
+        match e {
+            NodeAuthError::WrongNode { .. } => ErrorCode::Forbidden,
+            e if e.is_retryable() => ErrorCode::Unavailable,
+            _ => ErrorCode::Unauthenticated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_caps::{Denied, VerifyError};
+
+    #[test]
+    fn a_rejected_token_is_401_and_a_too_narrow_one_403() {
+        let invalid = AuthError::Invalid(VerifyError::TooLarge { size: 9, max: 1 });
+        let e = ApiError::from(&invalid);
+        assert_eq!(e.code, ErrorCode::Unauthenticated);
+        assert!(e.message.starts_with("invalid token: "), "{}", e.message);
+        let denied = AuthError::Denied(Denied::NotYetValid {
+            not_before: 2,
+            now: 1,
+        });
+        let e = ApiError::from(&denied);
+        assert_eq!((e.code, e.code.status()), (ErrorCode::Forbidden, 403));
+        assert_eq!(ErrorCode::of_auth(&denied), ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn a_node_acting_for_another_is_403_and_a_retry_that_can_help_is_503() {
+        let wrong = NodeAuthError::WrongNode {
+            certified: "a".into(),
+            claimed: "b".into(),
+        };
+        assert_eq!(ApiError::from(&wrong).code, ErrorCode::Forbidden);
+        assert_eq!(
+            ApiError::from(&NodeAuthError::ReplayCacheFull).code,
+            ErrorCode::Unavailable
+        );
+        let missing = ApiError::from(&NodeAuthError::Missing("x-latchkey-signature"));
+        assert_eq!(missing.code, ErrorCode::Unauthenticated);
+        assert!(missing.message.starts_with("node authentication failed: "));
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::CallError;
-use crate::host::ReadCache;
+use crate::host::{Poison, ReadCache};
 use crate::instance::{Instance, Stop, instantiate};
 use crate::node::NodeInner;
 use crate::protocol::CommitError;
@@ -370,8 +370,7 @@ impl Slot {
     pub(crate) async fn gate(&mut self) -> Result<(), CallError> {
         let node = Arc::clone(&self.node);
         let live = self.instance.as_mut().expect("a call just ran");
-        if let Some(reason) = live.take_poison() {
-            let fenced = live.store.data().actor.fenced;
+        if let Some(Poison { reason, fenced }) = live.take_poison() {
             self.instance = None;
             if fenced {
                 self.forget();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use wasmtime::Store;
 
 use crate::error::CallError;
-use crate::host::{ActorCtx, CallWrites, HostState, ReadCache};
+use crate::host::{ActorCtx, CallWrites, HostState, Poison, ReadCache};
 use crate::node::NodeInner;
 use crate::protocol::{Commit, CommitError, CommitStep};
 use crate::runtime::bindings::Actor;
@@ -87,8 +87,7 @@ pub(crate) async fn instantiate(
         fence: placement.fence(),
         cache,
         writes: CallWrites::default(),
-        poisoned: None,
-        fenced: false,
+        poison: None,
         self_token,
         last_error: None,
         deadline,
@@ -125,8 +124,7 @@ impl Instance {
         let actor = &mut self.store.data_mut().actor;
         actor.call = call;
         actor.writes = CallWrites::default();
-        actor.poisoned = None;
-        actor.fenced = false;
+        actor.poison = None;
         actor.last_error = None;
         actor.deadline = deadline;
         node.runtime.arm_cpu_budget(&mut self.store);
@@ -173,8 +171,8 @@ impl Instance {
 
     /// The reason the call must fail whatever the guest returned (a storage read was fenced or
     /// the control plane failed), if any.
-    pub(crate) fn take_poison(&mut self) -> Option<String> {
-        self.store.data_mut().actor.poisoned.take()
+    pub(crate) fn take_poison(&mut self) -> Option<Poison> {
+        self.store.data_mut().actor.poison.take()
     }
 
     /// Output gating: commits the call's writes before its answer is released, numbered from

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::activation::{Load, Slot, guest_message, poke};
 use crate::error::CallError;
-use crate::host::ReadCache;
+use crate::host::{Poison, ReadCache};
 use crate::instance::{Instance, Stop, instantiate};
 use crate::node::Target;
 use crate::tail::Site;
@@ -173,10 +173,12 @@ impl Slot {
         fresh.begin(&node, None, tag.clone(), deadline);
         let hook = fresh.on_upgrade(&previous, deadline).await;
         let poison = fresh.take_poison();
-        let fenced = fresh.store.data().actor.fenced;
+        let fenced = poison.as_ref().is_some_and(|p| p.fenced);
         // (why, whether to try again before the next call)
         let error = match (hook, poison) {
-            (_, Some(reason)) => Some((format!("{reason}; the switch was not committed"), true)),
+            (_, Some(Poison { reason, .. })) => {
+                Some((format!("{reason}; the switch was not committed"), true))
+            }
             (Err((error, stop)), None) => {
                 let retry = stop == Stop::Host && !matches!(error, CallError::Timeout(_));
                 Some((error.to_string(), retry))

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
 
-use super::HostState;
+use super::{HostState, Poison};
 use crate::auth::unix_now;
 use crate::error::CallError;
 use crate::router::CallRequest;
@@ -119,8 +119,10 @@ impl Host for HostState {
             Err(e) => {
                 // The signature cannot carry an error: fail the call instead of handing out
                 // something unusable.
-                self.actor.fenced = e.code() == Some(latchkey_wire::ErrorCode::Fenced);
-                self.actor.poisoned = Some(format!("obtaining the actor's own token failed: {e}"));
+                self.actor.poison = Some(Poison {
+                    reason: format!("obtaining the actor's own token failed: {e}"),
+                    fenced: e.code() == Some(latchkey_wire::ErrorCode::Fenced),
+                });
                 String::new()
             }
         }

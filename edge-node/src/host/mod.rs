@@ -152,6 +152,15 @@ impl ReadCache {
     }
 }
 
+/// Why the call in progress must fail whatever the guest returns.
+#[derive(Debug)]
+pub(crate) struct Poison {
+    /// What went wrong, for the caller.
+    pub(crate) reason: String,
+    /// The activation was replaced (a stale fence): it must leave the node's table.
+    pub(crate) fenced: bool,
+}
+
 /// The activation an instance belongs to, and the state of the call in progress.
 pub(crate) struct ActorCtx {
     pub(crate) node: Arc<NodeInner>,
@@ -159,10 +168,8 @@ pub(crate) struct ActorCtx {
     pub(crate) cache: ReadCache,
     pub(crate) writes: CallWrites,
     /// Set when the activation turned out stale or the control plane failed mid-call: the call
-    /// fails with this reason and the instance is reset, whatever the guest returned.
-    pub(crate) poisoned: Option<String>,
-    /// The poison is a stale fence: the activation was replaced.
-    pub(crate) fenced: bool,
+    /// fails and the instance is reset, whatever the guest returned.
+    pub(crate) poison: Option<Poison>,
     pub(crate) self_token: Option<(String, u64)>,
     /// The last error-level line the guest logged during the call (a panic, for SDK actors).
     pub(crate) last_error: Option<String>,

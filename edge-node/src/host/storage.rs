@@ -8,7 +8,7 @@ use latchkey_wire::limits::{
 };
 use latchkey_wire::node::{ListOptions as WireList, ReadOp, ReadStateRequest, ReadStateResponse};
 
-use super::HostState;
+use super::{HostState, Poison};
 use crate::runtime::bindings::latchkey::actor::storage::{Host, ListOptions, StorageError};
 
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -34,14 +34,15 @@ impl HostState {
         match node.cp.read_state(&node.config.node_id, &request).await {
             Ok(response) => Ok(response),
             Err(e) => {
-                let message = format!("reading storage failed: {e}");
-                self.actor.poisoned = Some(message.clone());
-                self.actor.fenced = e.code() == Some(ErrorCode::Fenced);
-                Err(if self.actor.fenced {
-                    StorageError::Fenced(message)
+                let reason = format!("reading storage failed: {e}");
+                let fenced = e.code() == Some(ErrorCode::Fenced);
+                let error = if fenced {
+                    StorageError::Fenced(reason.clone())
                 } else {
-                    StorageError::Unavailable(message)
-                })
+                    StorageError::Unavailable(reason.clone())
+                };
+                self.actor.poison = Some(Poison { reason, fenced });
+                Err(error)
             }
         }
     }

@@ -100,7 +100,9 @@ async fn handle(node: Arc<NodeInner>, req: Request<Incoming>) -> Reply {
 }
 
 fn decode(segment: &str) -> Option<String> {
-    latchkey_wire::path::decode(segment).filter(|s| !s.is_empty())
+    latchkey_wire::path::decode(segment)
+        .filter(|s| !s.is_empty())
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {

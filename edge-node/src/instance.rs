@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
-
 use tokio::time::Instant;
 use wasmtime::Store;
 

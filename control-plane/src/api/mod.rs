@@ -10,6 +10,7 @@ mod node;
 mod nodeauth;
 mod tail;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -82,7 +83,7 @@ async fn dispatch(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Reply {
 async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = req.uri().path().to_owned();
     let decoded = segments(&path)?;
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let segments: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
     match segments.as_slice() {
         ["healthz"] => Ok(text(StatusCode::OK, "ok")),
         ["v1", "tail"] if req.method() == Method::GET => tail::stream(cp, req).await,
@@ -94,8 +95,9 @@ async fn route(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, A
     }
 }
 
-/// The path's segments, each percent-decoded ([`latchkey_wire::path`]: a name may hold `/`).
-fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+/// The path's segments, each percent-decoded ([`latchkey_wire::path`]: a name may hold `/`);
+/// borrowed from `path` unless escaped.
+fn segments(path: &str) -> Result<Vec<Cow<'_, str>>, ApiError> {
     path.trim_matches('/')
         .split('/')
         .map(|s| {
@@ -222,12 +224,14 @@ async fn blocking<T: Send + 'static>(
 fn param<B>(req: &Request<B>, name: &str) -> Result<Option<String>, ApiError> {
     query(req, name)
         .map(|v| {
-            latchkey_wire::path::decode(&v.replace('+', " ")).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("query parameter `{name}` is not percent-encoded UTF-8"),
-                )
-            })
+            latchkey_wire::path::decode(&v.replace('+', " "))
+                .map(Cow::into_owned)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("query parameter `{name}` is not percent-encoded UTF-8"),
+                    )
+                })
         })
         .transpose()
 }

@@ -2,6 +2,8 @@
 //! module id, region, node id, token id) is percent-encoded by the sender and decoded by the
 //! receiver, so names may hold `/`, spaces, `?` or `%` and still reach their own route.
 
+use std::borrow::Cow;
+
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// `name` as one path segment: everything but ASCII letters and digits escaped (so neither `.`
@@ -15,12 +17,10 @@ pub fn query_value(name: &str) -> String {
     segment(name)
 }
 
-/// A segment (or query value) decoded: `None` if its escapes do not decode to UTF-8.
-pub fn decode(segment: &str) -> Option<String> {
-    percent_decode_str(segment)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+/// A segment (or query value) decoded, borrowed when it holds no escapes: `None` if its escapes
+/// do not decode to UTF-8.
+pub fn decode(segment: &str) -> Option<Cow<'_, str>> {
+    percent_decode_str(segment).decode_utf8().ok()
 }
 
 #[cfg(test)]

@@ -64,19 +64,28 @@ fn named(section: &str, file: &str) -> bool {
     }
 }
 
+/// Every source file of the mapped crates: its crate's section name, its `src/`, and its path
+/// relative to that.
+fn mapped_sources() -> Vec<(&'static str, &'static str, String)> {
+    CRATES
+        .iter()
+        .flat_map(|&(name, src)| {
+            sources(&root().join(src))
+                .into_iter()
+                .map(move |file| (name, src, file))
+        })
+        .collect()
+}
+
 #[test]
 fn every_source_file_is_in_the_code_map() {
     let doc = std::fs::read_to_string(root().join("docs/ARCHITECTURE.md"))
         .expect("docs/ARCHITECTURE.md is readable");
-    let mut missing = Vec::new();
-    for (name, src) in CRATES {
-        let section = section(&doc, name);
-        for file in sources(&root().join(src)) {
-            if !named(section, &file) {
-                missing.push(format!("{src}/{file} (section \"Inside `{name}`\")"));
-            }
-        }
-    }
+    let missing: Vec<String> = mapped_sources()
+        .into_iter()
+        .filter(|(name, _, file)| !named(section(&doc, name), file))
+        .map(|(name, src, file)| format!("{src}/{file} (section \"Inside `{name}`\")"))
+        .collect();
     assert!(
         missing.is_empty(),
         "docs/ARCHITECTURE.md's code map does not name:\n  {}",
@@ -86,16 +95,15 @@ fn every_source_file_is_in_the_code_map() {
 
 #[test]
 fn every_source_file_opens_with_a_doc_line() {
-    let mut bare = Vec::new();
-    for (_, src) in CRATES {
-        for file in sources(&root().join(src)) {
-            let path = root().join(src).join(&file);
-            let text = std::fs::read_to_string(&path).expect("a readable source file");
-            if !text.starts_with("//!") {
-                bare.push(format!("{src}/{file}"));
-            }
-        }
-    }
+    let bare: Vec<String> = mapped_sources()
+        .into_iter()
+        .filter(|(_, src, file)| {
+            let text = std::fs::read_to_string(root().join(src).join(file))
+                .expect("a readable source file");
+            !text.starts_with("//!")
+        })
+        .map(|(_, src, file)| format!("{src}/{file}"))
+        .collect();
     assert!(
         bare.is_empty(),
         "these files do not open with a `//!` line:\n  {}",

@@ -139,6 +139,16 @@ fn first_caught(flaws: Flaws) -> Option<u64> {
     None
 }
 
+/// Asserts that a seed of the CI window catches `flaws`, planted in the node's real code.
+fn assert_caught(flaws: Flaws, what: &str) {
+    let seed = first_caught(flaws);
+    println!("{what}: first caught at seed {seed:?}");
+    assert!(
+        seed.is_some(),
+        "no seed of the {DEFAULT_SEEDS} in CI caught {what}"
+    );
+}
+
 #[test]
 fn the_checks_catch_a_router_that_retries_a_forward_which_may_have_run() {
     // The real router (`latchkey_edge_node::route::Route`) retries a forward only when the owner
@@ -147,12 +157,7 @@ fn the_checks_catch_a_router_that_retries_a_forward_which_may_have_run() {
         route: Flaw::RetryUnknownForwards,
         ..Flaws::default()
     };
-    let seed = first_caught(flaws);
-    println!("a router retrying unknown forwards: first caught at seed {seed:?}");
-    assert!(
-        seed.is_some(),
-        "no seed of the {DEFAULT_SEEDS} in CI caught the router's planted mistake"
-    );
+    assert_caught(flaws, "a router retrying forwards of unknown outcome");
 }
 
 #[test]
@@ -163,10 +168,5 @@ fn the_checks_catch_an_output_gate_that_takes_a_lost_answer_for_a_refusal() {
         commit: CommitFlaw::UnansweredNotApplied,
         ..Flaws::default()
     };
-    let seed = first_caught(flaws);
-    println!("an output gate taking lost answers for refusals: first caught at seed {seed:?}");
-    assert!(
-        seed.is_some(),
-        "no seed of the {DEFAULT_SEEDS} in CI caught the output gate's planted mistake"
-    );
+    assert_caught(flaws, "an output gate taking lost answers for refusals");
 }

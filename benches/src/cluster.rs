@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_control_plane::{Config, ControlPlane};
-use latchkey_edge_node::{EdgeNode, NodeConfig, NodeInner};
+use latchkey_edge_node::{EdgeNode, NodeConfig, Router};
 use latchkey_store::{CommitMode, EmbeddedStore, EngineOptions, MemoryStore, Store};
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::Client;
@@ -209,7 +209,7 @@ impl Cluster {
             node_id, "bench",
             "the floor is the running node's own request"
         );
-        self.node.inner().control_plane_client()
+        self.node.control_plane_client()
     }
 
     /// The node's base URL (`https://` with `tls`).
@@ -222,8 +222,8 @@ impl Cluster {
         format!("{scheme}://{}", self.node.address())
     }
 
-    pub(crate) fn inner(&self) -> &Arc<NodeInner> {
-        self.node.inner()
+    pub(crate) fn router(&self) -> &Arc<Router> {
+        self.node.router()
     }
 
     pub(crate) async fn stop(self) {

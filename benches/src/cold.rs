@@ -26,7 +26,7 @@ pub(crate) async fn create_then_invoke(table: &mut Table) {
             ..Options::default()
         })
         .await;
-        let node = cluster.inner();
+        let node = cluster.router();
         // Warm up: the module compiled and the connection to the control plane open.
         node.call(call(&cluster.token, "warmup".into(), "get"))
             .await

@@ -67,7 +67,7 @@ pub(crate) async fn increments(table: &mut Table) {
 
 /// One caller per key, each incrementing its counter in a loop; every 8th call is timed.
 async fn run(cluster: &Cluster) -> (f64, Duration, Duration) {
-    let node = cluster.inner();
+    let node = cluster.router();
     let keys: Vec<String> = (0..KEYS).map(|k| format!("d{k}")).collect();
     for key in &keys {
         node.call(call(&cluster.token, key.clone(), "get"))

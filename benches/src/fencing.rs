@@ -97,7 +97,7 @@ fn child_rate(exe: &std::path::Path) -> Option<f64> {
 pub(crate) fn child_main() {
     let rate = crate::block_on(async {
         let cluster = Cluster::start(Default::default()).await;
-        let r = run(cluster.inner(), &cluster.token, 10, 16, MEASURE).await;
+        let r = run(cluster.router(), &cluster.token, 10, 16, MEASURE).await;
         cluster.stop().await;
         r.rate
     });

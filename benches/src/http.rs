@@ -101,7 +101,7 @@ async fn warm_cluster(tls: bool) -> Cluster {
         ..Options::default()
     })
     .await;
-    let node = cluster.inner();
+    let node = cluster.router();
     for k in 0..1000 {
         node.call(call(&cluster.token, format!("w{k}"), "get"))
             .await

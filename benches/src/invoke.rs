@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use latchkey_edge_node::NodeInner;
+use latchkey_edge_node::Router;
 
 use crate::cluster::{Cluster, Options, call};
 use crate::report::{Row, Table, count, percentiles};
@@ -19,7 +19,7 @@ const TARGET: f64 = 1_000_000.0;
 
 pub(crate) async fn warm(table: &mut Table) {
     let cluster = Cluster::start(Options::default()).await;
-    let node = cluster.inner();
+    let node = cluster.router();
     let floor = floor(node, &cluster.token).await;
     let floor_text = format!("{}/s (direct guest call, 2 instances)", count(floor));
     for (actors, callers) in [(1usize, 1usize), (1, 16), (10, 16), (10_000, 64)] {
@@ -54,7 +54,7 @@ pub(crate) struct Rate {
 /// `callers` tasks loop over `actors` counters (activated first) for `measure`; every 16th call
 /// of each is timed.
 pub(crate) async fn run(
-    node: &Arc<NodeInner>,
+    node: &Arc<Router>,
     token: &str,
     actors: usize,
     callers: usize,
@@ -73,7 +73,7 @@ pub(crate) async fn run(
 /// `keys[(t + n * callers) % keys.len()]` (so callers spread over the keys, and with as many
 /// callers as keys each keeps to its own); every `sample_every`th call of each is timed.
 pub(crate) async fn drive(
-    node: &Arc<NodeInner>,
+    node: &Arc<Router>,
     token: &str,
     keys: Arc<Vec<String>>,
     method: &'static str,
@@ -119,7 +119,7 @@ pub(crate) async fn drive(
 }
 
 /// The floor: the counter's `get` called directly on two live instances, one per core.
-async fn floor(node: &Arc<NodeInner>, token: &str) -> f64 {
+async fn floor(node: &Arc<Router>, token: &str) -> f64 {
     const CALLS: usize = 1_000_000;
     for key in ["floor0", "floor1"] {
         node.call(call(token, key.into(), "get"))

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use latchkey_edge_node::NodeInner;
+use latchkey_edge_node::Router;
 
 use crate::cluster::{ControlPlaneHandle, Options, call, start_node};
 use crate::report::{Row, Table, count};
@@ -164,7 +164,7 @@ pub(crate) fn child_main(args: &[String]) {
             None,
         )
         .await;
-        let inner = node.inner();
+        let inner = node.router();
         // The module compiled, the pools and the runtime touched: the baseline.
         create(inner, token, "base", 100).await;
         let (rss0, maps0) = (resident(), mappings());
@@ -190,7 +190,7 @@ pub(crate) fn child_main(args: &[String]) {
 }
 
 /// Creates `n` activations with 64 concurrent callers; returns how many succeeded.
-async fn create(node: &Arc<NodeInner>, token: &str, prefix: &str, n: usize) -> usize {
+async fn create(node: &Arc<Router>, token: &str, prefix: &str, n: usize) -> usize {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..64)
         .map(|_| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use latchkey_edge_node::{EdgeNode, NodeInner};
+use latchkey_edge_node::{EdgeNode, Router};
 
 mod support;
 
@@ -27,7 +27,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(node: &Arc<NodeInner>, token: &str) -> Load {
+    fn start(node: &Arc<Router>, token: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(AtomicU64::new(0));
         let callers = (0..CALLERS)
@@ -116,7 +116,7 @@ async fn run() {
         .unwrap()
         .content_id;
     for key in 0..ACTORS {
-        node.inner()
+        node.router()
             .call(support::get(&bench.token, format!("u{key}")))
             .await
             .unwrap();
@@ -142,7 +142,7 @@ async fn run() {
         expected += ACTORS as u64;
         idle.push(switch(&bench, versions[0], expected).await.1);
         // With callers: a second of calls before the deploy, then the deploy.
-        let load = Load::start(node.inner(), &bench.token);
+        let load = Load::start(node.router(), &bench.token);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = Instant::now();
         expected += ACTORS as u64;

@@ -7,8 +7,9 @@
 //!
 //! A call's answer is released only after its writes are committed (`instance.rs`). A trap, a
 //! resource limit, a timeout, a stale fence or a failed commit discards the call's writes, resets
-//! the instance and fails the call; a stale fence also removes the activation from the table, so
-//! the next call asks the control plane where the actor lives.
+//! the instance and fails the call; a stale fence also ends the activation, and the router
+//! (which owns the table) then drops it, so the next call asks the control plane where the
+//! actor lives. An activation holds its node's [`Hosting`], never the node itself.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,11 +24,10 @@ use tokio::time::Instant;
 
 use crate::error::CallError;
 use crate::host::{Poison, ReadCache};
+use crate::hosting::Hosting;
 use crate::instance::{Instance, Stop, instantiate};
-use crate::node::NodeInner;
 use crate::protocol::CommitError;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
-use crate::table::actor_id;
 use crate::tail::{CallTag, Site};
 
 /// One call for an activation.
@@ -56,6 +56,9 @@ pub(crate) struct Load {
     last_used: AtomicU64,
     /// Waiting for a turn to switch versions (`upgrade::Switching`).
     pub(crate) queued: AtomicBool,
+    /// The activation's generation may be over (fenced, a lost switch) or its deployment was
+    /// removed: it must leave the table.
+    ended: AtomicBool,
 }
 
 /// A call admitted to an activation (counted as pending until it finishes or is abandoned
@@ -76,12 +79,12 @@ impl Drop for Pending {
 
 impl Activation {
     /// A new activation; the instance is created by its first call.
-    pub(crate) fn new(node: &Arc<NodeInner>, placement: Placement) -> Arc<Self> {
+    pub(crate) fn new(hosting: &Arc<Hosting>, placement: Placement) -> Arc<Self> {
         let load = Arc::new(Load::default());
-        load.last_used.store(node.lease.now(), Ordering::Release);
+        load.last_used.store(hosting.lease.now(), Ordering::Release);
         let slot = Arc::new_cyclic(|this| {
             Mutex::new(Slot {
-                node: Arc::clone(node),
+                hosting: Arc::clone(hosting),
                 this: this.clone(),
                 placement: placement.clone(),
                 instance: None,
@@ -130,6 +133,11 @@ impl Activation {
         self.load.pending.load(Ordering::Acquire) == 0
     }
 
+    /// The activation ended: the table drops it (see `Load::ended`).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.load.ended.load(Ordering::Acquire)
+    }
+
     /// Node clock (µs) of the last finished call.
     pub(crate) fn last_used(&self) -> u64 {
         self.load.last_used.load(Ordering::Acquire)
@@ -160,7 +168,7 @@ impl Admitted {
             }
             slot.load
                 .last_used
-                .store(slot.node.lease.now(), Ordering::Release);
+                .store(slot.hosting.lease.now(), Ordering::Release);
             drop(pending);
             result
         })
@@ -225,7 +233,7 @@ pub(crate) fn poke(slot: &Arc<Mutex<Slot>>, load: &Arc<Load>) {
 
 /// An activation's state: its instance and what it runs.
 pub(crate) struct Slot {
-    pub(crate) node: Arc<NodeInner>,
+    pub(crate) hosting: Arc<Hosting>,
     /// This slot (weak: a waiting switch must not keep a dropped activation alive), for waking
     /// it when its turn to switch versions comes.
     pub(crate) this: Weak<Mutex<Slot>>,
@@ -247,7 +255,10 @@ impl Slot {
     /// A tag for a call of `method` (and the time it starts), if anyone follows this actor.
     fn tag(&self, method: &str) -> Option<(CallTag, Instant)> {
         let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
-        let tag = self.node.tail.tag(actor_type, key, Site::Method(method))?;
+        let tag = self
+            .hosting
+            .tail
+            .tag(actor_type, key, Site::Method(method))?;
         Some((tag, Instant::now()))
     }
 
@@ -255,7 +266,7 @@ impl Slot {
     fn report(&self, (tag, started): (CallTag, Instant), result: &Result<Bytes, CallError>) {
         let error = result.as_ref().err().map(|e| (e.code(), e.to_string()));
         let (actor_type, key) = (&self.placement.actor_type, &self.placement.key);
-        self.node
+        self.hosting
             .tail
             .outcome(actor_type, key, &tag, error, started.elapsed());
     }
@@ -268,14 +279,14 @@ impl Slot {
         tag: Option<CallTag>,
         deadline: Instant,
     ) -> Result<Bytes, CallError> {
-        let node = Arc::clone(&self.node);
+        let hosting = Arc::clone(&self.hosting);
         if self.retired {
             return Err(CallError::NotFound(format!(
                 "actor type `{}` is no longer deployed",
                 self.placement.actor_type
             )));
         }
-        if node.lease.valid_epoch() != Some(self.placement.node_epoch) {
+        if hosting.lease.valid_epoch() != Some(self.placement.node_epoch) {
             self.instance = None;
             return Err(CallError::Unavailable(
                 "this node's lease lapsed or its epoch changed; the actor will be placed again, retry".into(),
@@ -292,7 +303,7 @@ impl Slot {
             self.instance = Some(instance);
         }
         let live = self.instance.as_mut().expect("just activated");
-        live.begin(&node, caller, tag, deadline);
+        live.begin(&hosting, caller, tag, deadline);
         let result = match live.handle(method, payload, deadline).await {
             Ok(result) => result,
             Err((error, stop)) => {
@@ -306,19 +317,21 @@ impl Slot {
         let actor_type = self.placement.actor_type.as_str();
         match result {
             Ok(bytes) => {
-                node.record(actor_type, version, |c| c.ok += 1);
+                hosting.outcomes.record(actor_type, version, |c| c.ok += 1);
                 Ok(Bytes::from(bytes))
             }
             Err(GuestError::UnknownMethod(m)) => {
-                node.record(actor_type, version, |c| c.ok += 1);
+                hosting.outcomes.record(actor_type, version, |c| c.ok += 1);
                 Err(CallError::NotFound(m))
             }
             Err(GuestError::BadRequest(m)) => {
-                node.record(actor_type, version, |c| c.ok += 1);
+                hosting.outcomes.record(actor_type, version, |c| c.ok += 1);
                 Err(CallError::BadRequest(m))
             }
             Err(GuestError::Failed(m)) => {
-                node.record(actor_type, version, |c| c.guest_errors += 1);
+                hosting
+                    .outcomes
+                    .record(actor_type, version, |c| c.guest_errors += 1);
                 Err(CallError::ActorFailed(m))
             }
         }
@@ -330,19 +343,19 @@ impl Slot {
         tag: Option<CallTag>,
         deadline: Instant,
     ) -> Result<Instance, CallError> {
-        let node = Arc::clone(&self.node);
+        let hosting = Arc::clone(&self.hosting);
         let cache = if std::mem::take(&mut self.no_state) {
             ReadCache::of_empty_actor()
         } else {
             ReadCache::default()
         };
-        let mut instance = instantiate(&node, &self.placement, cache, None, deadline)
+        let mut instance = instantiate(&hosting, &self.placement, cache, None, deadline)
             .await
             .map_err(|(e, stop)| {
                 self.count_stop(stop);
                 e
             })?;
-        instance.begin(&node, None, tag, deadline);
+        instance.begin(&hosting, None, tag, deadline);
         let activated = instance.on_activate(deadline).await.map_err(|(e, stop)| {
             self.count_stop(stop);
             e
@@ -355,7 +368,8 @@ impl Slot {
             .expect("gate keeps the instance on success");
         if let Err(e) = activated {
             let version = &self.placement.module_version;
-            self.node
+            self.hosting
+                .outcomes
                 .record(&self.placement.actor_type, version, |c| c.guest_errors += 1);
             return Err(CallError::ActorFailed(format!(
                 "on-activate failed: {}",
@@ -366,46 +380,42 @@ impl Slot {
     }
 
     /// After the guest returned: fails if the call was poisoned; commits its writes. On failure
-    /// the instance is reset (and a fenced activation leaves the table).
+    /// the instance is reset (and a fenced activation ends).
     pub(crate) async fn gate(&mut self) -> Result<(), CallError> {
-        let node = Arc::clone(&self.node);
+        let hosting = Arc::clone(&self.hosting);
         let live = self.instance.as_mut().expect("a call just ran");
         if let Some(Poison { reason, fenced }) = live.take_poison() {
             self.instance = None;
             if fenced {
-                self.forget();
+                self.end();
             }
             return Err(CallError::Unavailable(format!(
                 "{reason}; nothing of the call was committed"
             )));
         }
-        if let Err(CommitError { error, fenced }) = live.commit(&node).await {
+        if let Err(CommitError { error, fenced }) = live.commit(&hosting).await {
             self.instance = None;
             if fenced {
-                self.forget();
+                self.end();
             }
             return Err(error);
         }
         Ok(())
     }
 
-    /// Removes this activation from the table (if it is still this one): the control plane no
-    /// longer records it, so the next call must ask where the actor lives.
-    pub(crate) fn forget(&self) {
-        let id = actor_id(&self.placement.actor_type, &self.placement.key);
-        self.node
-            .table
-            .remove_local(&id, &|a: &Activation| Arc::ptr_eq(&a.load, &self.load));
+    /// Ends this activation: the control plane no longer records it, so it leaves the table
+    /// (the router drops it) and the next call asks where the actor lives.
+    pub(crate) fn end(&self) {
+        self.load.ended.store(true, Ordering::Release);
     }
 
     pub(crate) fn count_stop(&self, stop: Stop) {
         let (actor_type, version) = (&self.placement.actor_type, &self.placement.module_version);
+        let outcomes = &self.hosting.outcomes;
         match stop {
-            Stop::Trap => self.node.record(actor_type, version, |c| c.traps += 1),
-            Stop::Cpu => self.node.record(actor_type, version, |c| c.cpu_limits += 1),
-            Stop::Memory => self
-                .node
-                .record(actor_type, version, |c| c.memory_limits += 1),
+            Stop::Trap => outcomes.record(actor_type, version, |c| c.traps += 1),
+            Stop::Cpu => outcomes.record(actor_type, version, |c| c.cpu_limits += 1),
+            Stop::Memory => outcomes.record(actor_type, version, |c| c.memory_limits += 1),
             Stop::Host => {}
         }
     }

@@ -7,28 +7,17 @@
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use latchkey_caps::node::{NodeAuthError, NodeVerifier, Presented, VerifiedNode, node_audience};
 use latchkey_caps::{
     AuthError, PublicKey, Request, RevocationId, TokenCache, TrustedKeys, Verified,
 };
 
-/// Unix seconds now. Fails closed: a clock before 1970 reads as the end of time, so every
-/// expiring token and certificate counts as expired.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(u64::MAX, |d| d.as_secs())
-}
+use crate::ports::{Clock, SystemClock};
 
-/// Unix milliseconds now (fails closed like [`unix_now`]: signed requests read as stale).
-pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(u64::MAX, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-        })
+/// Unix seconds now, by the system clock ([`Clock::unix_secs`]: fails closed).
+pub fn unix_now() -> u64 {
+    SystemClock::new().unix_secs()
 }
 
 /// Certificates of other nodes whose signature was checked, kept for their next calls.
@@ -47,18 +36,14 @@ pub struct Auth {
     state: RwLock<State>,
     cache: TokenCache,
     nodes: NodeVerifier,
+    /// Tokens and certificates expire, and signed calls go stale, by this clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl Auth {
-    /// Trusts nothing until keys are set; accepts forwarded calls signed for `node_id`, from
-    /// now on.
-    pub fn new(node_id: &str, cache_capacity: NonZeroUsize) -> Self {
-        Self::starting_at(node_id, cache_capacity, unix_millis())
-    }
-
-    /// [`Auth::new`], refusing forwarded calls signed before `started_ms` (see
-    /// [`NodeVerifier::started_at`]); the simulation gives its own clock.
-    pub fn starting_at(node_id: &str, cache_capacity: NonZeroUsize, started_ms: u64) -> Self {
+    /// Trusts nothing until keys are set; accepts forwarded calls signed for `node_id` from
+    /// now on (by `clock`; see [`NodeVerifier::started_at`]).
+    pub fn new(node_id: &str, cache_capacity: NonZeroUsize, clock: Arc<dyn Clock>) -> Self {
         Auth {
             state: RwLock::default(),
             cache: TokenCache::new(cache_capacity),
@@ -67,7 +52,8 @@ impl Auth {
                 NonZeroUsize::new(CACHED_CERTIFICATES).expect("nonzero"),
                 REMEMBERED_NONCES,
             )
-            .started_at(started_ms),
+            .started_at(clock.unix_millis()),
+            clock,
         }
     }
 
@@ -128,8 +114,13 @@ impl Auth {
         let mut request = Request::invoke(actor_type, key, method);
         request.presenter = presenter;
         let state = self.read();
-        self.cache
-            .authorize(token, &state.trusted, &state.revoked, &request, unix_now())
+        self.cache.authorize(
+            token,
+            &state.trusted,
+            &state.revoked,
+            &request,
+            self.clock.unix_secs(),
+        )
     }
 
     /// Verifies a call forwarded by another node: its certificate (issued by a trusted key, not
@@ -140,16 +131,7 @@ impl Auth {
         presented: &Presented<'_>,
         claimed: Option<&str>,
     ) -> Result<VerifiedNode, NodeAuthError> {
-        self.authenticate_node_at(presented, claimed, unix_millis())
-    }
-
-    /// [`Auth::authenticate_node`] at `now_ms` (the simulation's clock).
-    pub fn authenticate_node_at(
-        &self,
-        presented: &Presented<'_>,
-        claimed: Option<&str>,
-        now_ms: u64,
-    ) -> Result<VerifiedNode, NodeAuthError> {
+        let now_ms = self.clock.unix_millis();
         let state = self.read();
         let node = self
             .nodes

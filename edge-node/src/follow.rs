@@ -3,18 +3,17 @@
 //! over from a snapshot.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::{Event, SyncSnapshot};
 
-use crate::node::NodeInner;
+use crate::node::Node;
 
 /// How long one long-poll waits for changes.
 const WAIT: Duration = Duration::from_secs(20);
 
-pub(crate) async fn follow(node: Arc<NodeInner>) {
+pub(crate) async fn follow(node: Arc<Node>) {
     node.wait_enrolled().await;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -55,7 +54,7 @@ pub(crate) async fn follow(node: Arc<NodeInner>) {
     }
 }
 
-fn apply_snapshot(node: &Arc<NodeInner>, snapshot: SyncSnapshot) {
+fn apply_snapshot(node: &Arc<Node>, snapshot: SyncSnapshot) {
     let rejected = node.auth.set_trusted_keys(&snapshot.trusted_keys);
     if !rejected.is_empty() {
         tracing::error!(
@@ -65,27 +64,14 @@ fn apply_snapshot(node: &Arc<NodeInner>, snapshot: SyncSnapshot) {
     }
     node.auth
         .set_revocations(snapshot.revocations.iter().map(|r| r.token_id.as_str()));
-    let mut changed = Vec::new();
-    {
-        let mut deployments = node
-            .deployments
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = std::mem::take(&mut *deployments);
-        for d in snapshot.deployments {
-            if before.get(&d.actor_type) != Some(&d) {
-                changed.push(d.actor_type.clone());
-            }
-            deployments.insert(d.actor_type.clone(), d);
-        }
-    }
+    let changed = node.deployments.replace(snapshot.deployments);
     for actor_type in &changed {
         deployment_changed(node, actor_type);
     }
     node.set_ready(|r| r.synced = true);
 }
 
-fn apply_event(node: &Arc<NodeInner>, event: Event) {
+fn apply_event(node: &Arc<Node>, event: Event) {
     match event {
         Event::Revocation(r) => node.auth.revoke([r.token_id.as_str()]),
         Event::TrustedKeys(keys) => {
@@ -99,10 +85,7 @@ fn apply_event(node: &Arc<NodeInner>, event: Event) {
         }
         Event::Deployment(d) => {
             let actor_type = d.actor_type.clone();
-            node.deployments
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(actor_type.clone(), d);
+            node.deployments.set(d);
             deployment_changed(node, &actor_type);
         }
     }
@@ -110,51 +93,18 @@ fn apply_event(node: &Arc<NodeInner>, event: Event) {
 
 /// A deployment changed: compiles the versions it names (so that switching activations do not
 /// wait for the compiler), then has this node's activations of the type check their version.
-fn deployment_changed(node: &Arc<NodeInner>, actor_type: &str) {
-    let (versions, revision): (Vec<String>, u64) = {
-        let deployments = node
-            .deployments
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        deployments.get(actor_type).map_or_else(
-            || (Vec::new(), 0),
-            |d| {
-                let versions = d
-                    .active
-                    .iter()
-                    .chain(d.canary.as_ref().map(|c| &c.version))
-                    .cloned()
-                    .collect();
-                (versions, d.revision)
-            },
-        )
-    };
+fn deployment_changed(node: &Arc<Node>, actor_type: &str) {
+    let (versions, revision) = node.deployments.versions(actor_type);
     let node = Arc::clone(node);
     let actor_type = actor_type.to_owned();
     tokio::spawn(async move {
         for version in versions {
-            let fetching = Arc::clone(&node);
-            let id = version.clone();
-            let prepared = node
-                .runtime
-                .prepare(&version, || async move {
-                    fetching
-                        .cp
-                        .fetch_module(&fetching.config.node_id, &id)
-                        .await
-                        .map_err(crate::error::CallError::from_client)
-                })
-                .await;
-            if let Err(error) = prepared {
+            if let Err(error) = crate::instance::prepare(node.hosting(), &version).await {
                 tracing::warn!(%actor_type, %version, %error, "cannot prepare a deployed version ahead of use");
             }
         }
-        node.deployment_revision.fetch_add(1, Ordering::AcqRel);
-        let poked = node.table.poke(&actor_type);
+        node.deployments.took_effect(&actor_type, revision);
+        let poked = node.router.table.poke(&actor_type);
         tracing::info!(%actor_type, activations = poked, "deployment changed");
-        node.applied.send_modify(|applied| {
-            let known = applied.entry(actor_type).or_default();
-            *known = (*known).max(revision);
-        });
     });
 }

@@ -5,6 +5,7 @@
 //! presenter it vouches for, the deadline and the payload, and sends its certificate. No node
 //! credential travels: a captured forwarded call is good for nothing but the one delivery.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,19 +15,22 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use latchkey_caps::node::node_audience;
 use latchkey_wire::ApiError;
-use latchkey_wire::identity::{self, DEADLINE_MS, FORWARDED_BY, Outgoing, PRESENTER};
+use latchkey_wire::identity::{
+    self, DEADLINE_MS, FORWARDED_BY, NodeCredentials, Outgoing, PRESENTER,
+};
 use latchkey_wire::path::segment;
 use latchkey_wire::tls::{Connector, Trust};
 
-use crate::auth::unix_millis;
 use crate::error::CallError;
-use crate::node::NodeInner;
-use crate::router::{CallRequest, MAX_RESPONSE};
+use crate::ports::{CallRequest, Clock};
+use crate::router::MAX_RESPONSE;
 use crate::table::Remote;
 
-/// Keep-alive connections to other nodes.
+/// Keep-alive connections to other nodes, and the key calls are signed with.
 pub(crate) struct Forwarder {
     http: Client<Connector, Full<Bytes>>,
+    identity: Arc<NodeCredentials>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The base URL of a node's advertised address: as it is with a scheme (`https://…`), else
@@ -40,13 +44,20 @@ fn base_url(address: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Forwarder {
-    /// `trust`: the CA certificates peers serving HTTPS are checked against.
-    pub(crate) fn new(trust: &Trust) -> Self {
+    /// Signs as `identity`, at `clock`'s time; `trust`: the CA certificates peers serving HTTPS
+    /// are checked against.
+    pub(crate) fn new(
+        trust: &Trust,
+        identity: Arc<NodeCredentials>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let connector = trust.connector(Duration::from_secs(2));
         Forwarder {
             http: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
                 .build(connector),
+            identity,
+            clock,
         }
     }
 
@@ -55,7 +66,6 @@ impl Forwarder {
     /// call was sent is `OutcomeUnknown` (it may have run: never sent again).
     pub(crate) async fn forward(
         &self,
-        node: &NodeInner,
         remote: &Remote,
         call: &CallRequest,
     ) -> Result<Bytes, CallError> {
@@ -78,7 +88,7 @@ impl Forwarder {
             (identity::BOUND[2], deadline.as_bytes()),
         ];
         let audience = node_audience(&remote.node_id);
-        let signed = node.identity.sign(
+        let signed = self.identity.sign(
             &Outgoing {
                 audience: &audience,
                 method: "POST",
@@ -86,13 +96,13 @@ impl Forwarder {
                 body: &call.payload,
                 bound: &bound,
             },
-            unix_millis(),
+            self.clock.unix_millis(),
         );
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(&url)
             .header(header::AUTHORIZATION, authorization.as_slice())
-            .header(FORWARDED_BY, &node.config.node_id)
+            .header(FORWARDED_BY, self.identity.node_id())
             .header(DEADLINE_MS, &deadline);
         if let Some(presenter) = &call.presenter {
             request = request.header(PRESENTER, presenter);

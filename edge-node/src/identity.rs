@@ -15,8 +15,7 @@ use anyhow::Context as _;
 use latchkey_caps::node::{NodeCertificate, NodeKey};
 use latchkey_wire::identity::NodeCredentials;
 
-use crate::auth::unix_now;
-use crate::node::NodeInner;
+use crate::node::Node;
 
 /// The node's key file in its identity directory.
 pub const KEY_FILE: &str = "node.key";
@@ -73,12 +72,16 @@ pub fn load_or_create_key(dir: Option<&Path>) -> anyhow::Result<NodeKey> {
 }
 
 /// The stored certificate, if it is for this node and key and has not expired.
-fn stored_certificate(dir: &Path, credentials: &NodeCredentials) -> Option<NodeCertificate> {
+fn stored_certificate(
+    dir: &Path,
+    credentials: &NodeCredentials,
+    now: u64,
+) -> Option<NodeCertificate> {
     let text = fs::read_to_string(dir.join(CERT_FILE)).ok()?;
     let cert = NodeCertificate::from_text(&text).ok()?;
     let ours = cert.node_id() == credentials.node_id()
         && *cert.node_key() == credentials.public_key()
-        && cert.check_window(unix_now()).is_ok();
+        && cert.check_window(now).is_ok();
     ours.then_some(cert)
 }
 
@@ -90,7 +93,7 @@ fn save_certificate(dir: &Path, cert: &NodeCertificate) -> anyhow::Result<()> {
 }
 
 /// Installs `text` as the node's certificate (checking it names this node and key).
-fn install(node: &NodeInner, text: &str) -> anyhow::Result<NodeCertificate> {
+fn install(node: &Node, text: &str) -> anyhow::Result<NodeCertificate> {
     let cert = NodeCertificate::from_text(text).context("the control plane's certificate")?;
     anyhow::ensure!(
         cert.node_id() == node.identity.node_id() && *cert.node_key() == node.identity.public_key(),
@@ -108,9 +111,9 @@ fn install(node: &NodeInner, text: &str) -> anyhow::Result<NodeCertificate> {
 /// Makes sure the node holds a valid certificate: a stored one, else enrolment with the
 /// configured capability. Retries while the control plane cannot be reached; returns an error
 /// only for what retrying cannot fix (no capability, a refused one).
-pub(crate) async fn ensure_certificate(node: &NodeInner) -> anyhow::Result<()> {
+pub(crate) async fn ensure_certificate(node: &Node) -> anyhow::Result<()> {
     if let Some(dir) = &node.config.identity.dir
-        && let Some(cert) = stored_certificate(dir, &node.identity)
+        && let Some(cert) = stored_certificate(dir, &node.identity, node.clock.unix_secs())
     {
         node.identity.set_certificate(cert);
         return Ok(());
@@ -150,13 +153,13 @@ pub(crate) fn renew_at(cert: &NodeCertificate) -> u64 {
 
 /// Renews the certificate at half-life, for as long as the node runs; retries failures every
 /// few seconds until it expires.
-pub(crate) async fn renew(node: Arc<NodeInner>) {
+pub(crate) async fn renew(node: Arc<Node>) {
     loop {
         let Some(cert) = node.identity.certificate() else {
             node.wait_enrolled().await;
             continue;
         };
-        let wait = renew_at(&cert).saturating_sub(unix_now());
+        let wait = renew_at(&cert).saturating_sub(node.clock.unix_secs());
         tokio::time::sleep(Duration::from_secs(wait)).await;
         match node.cp.renew_certificate(&node.config.node_id).await {
             Ok(answer) => match install(&node, &answer.certificate) {

@@ -15,8 +15,8 @@ use latchkey_wire::{ApiError, ErrorCode};
 use tokio::net::TcpListener;
 
 use crate::error::CallError;
-use crate::node::NodeInner;
-use crate::router::CallRequest;
+use crate::node::Node;
+use crate::ports::CallRequest;
 use latchkey_caps::node::{NodeAuthError, Presented};
 use latchkey_wire::identity::{
     self, CERTIFICATE, CONTENT_SHA256, DEADLINE_MS, FORWARDED_BY, PRESENTER, SIGNATURE,
@@ -27,7 +27,7 @@ type Reply = Response<Full<Bytes>>;
 /// Serves until `shutdown` completes, then lets open requests finish (up to 10 s); the accept
 /// loop, its limits and TLS are `latchkey_wire::server`'s.
 pub(crate) async fn serve(
-    node: Arc<NodeInner>,
+    node: Arc<Node>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -50,7 +50,7 @@ fn error(e: &ApiError) -> Reply {
     reply(status, "application/json", Bytes::from(e.to_json()))
 }
 
-async fn handle(node: Arc<NodeInner>, req: Request<Incoming>) -> Reply {
+async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segments.as_slice()) {
@@ -128,7 +128,7 @@ struct Forwarded {
 }
 
 /// Verifies the forwarding node's signature and certificate, from the headers alone.
-fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, NodeAuthError> {
+fn forwarded(node: &Node, req: &Request<Incoming>) -> Result<Forwarded, NodeAuthError> {
     identity::check_single(|name| req.headers().get_all(name).iter().count())?;
     let need = |name: &'static str| header_str(req, name).ok_or(NodeAuthError::Missing(name));
     let certificate = need(CERTIFICATE)?;
@@ -156,7 +156,7 @@ fn forwarded(node: &NodeInner, req: &Request<Incoming>) -> Result<Forwarded, Nod
 }
 
 async fn call(
-    node: &Arc<NodeInner>,
+    node: &Arc<Node>,
     req: Request<Incoming>,
     actor_type: String,
     key: String,
@@ -193,12 +193,12 @@ async fn call(
     };
     // The token is checked before the body is read: a caller without authority costs no more
     // than its headers.
-    let verified = node.authorize(&request)?;
+    let verified = node.router.authorize(&request)?;
     let max = node.config.max_payload;
     let body_timeout = node.config.server.limits.body_read_timeout;
     request.payload = latchkey_wire::server::read_body(req.into_body(), max, body_timeout).await?;
     if let Some(f) = &from_node {
         identity::check_body(&request.payload, &f.digest)?;
     }
-    node.call_authorized(request, &verified).await
+    node.router.call_authorized(request, &verified).await
 }

@@ -13,7 +13,7 @@ use wasmtime::Store;
 
 use crate::error::CallError;
 use crate::host::{ActorCtx, CallWrites, HostState, Poison, ReadCache};
-use crate::node::NodeInner;
+use crate::hosting::Hosting;
 use crate::protocol::{Commit, CommitError, CommitStep};
 use crate::runtime::bindings::Actor;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
@@ -62,27 +62,17 @@ fn context(placement: &Placement, caller: Option<String>) -> Context {
 /// Prepares `placement`'s version (fetching and compiling it once per node) and instantiates it,
 /// without running any hook. Reads go through `cache` and are fenced with `placement`.
 pub(crate) async fn instantiate(
-    node: &Arc<NodeInner>,
+    hosting: &Arc<Hosting>,
     placement: &Placement,
     cache: ReadCache,
     self_token: Option<(String, u64)>,
     deadline: Instant,
 ) -> Result<Instance, (CallError, Stop)> {
-    let fetching = Arc::clone(node);
-    let version = placement.module_version.clone();
-    let pre = node
-        .runtime
-        .prepare(&placement.module_version, || async move {
-            fetching
-                .cp
-                .fetch_module(&fetching.config.node_id, &version)
-                .await
-                .map_err(CallError::from_client)
-        })
+    let pre = prepare(hosting, &placement.module_version)
         .await
         .map_err(|e| (e, Stop::Host))?;
     let actor_ctx = ActorCtx {
-        node: Arc::clone(node),
+        hosting: Arc::clone(hosting),
         fence: placement.fence(),
         cache,
         writes: CallWrites::default(),
@@ -90,23 +80,40 @@ pub(crate) async fn instantiate(
         self_token,
         last_error: None,
         deadline,
-        tail: Arc::clone(&node.tail),
+        tail: Arc::clone(&hosting.tail),
         call: None,
     };
-    let state = HostState::new(actor_ctx, node.runtime.config().memory_limit);
-    let mut store = node.runtime.new_store(state);
-    node.runtime.arm_cpu_budget(&mut store);
+    let runtime = &hosting.runtime;
+    let state = HostState::new(actor_ctx, runtime.config().memory_limit);
+    let mut store = runtime.new_store(state);
+    runtime.arm_cpu_budget(&mut store);
     let actor = pre
         .instantiate_async(&mut store)
         .await
         .map_err(|e| classify(&store, &e, "instantiation"))?;
-    node.live_instances.fetch_add(1, Ordering::Relaxed);
+    hosting.live_instances.fetch_add(1, Ordering::Relaxed);
     Ok(Instance {
         store,
         actor,
         context: context(placement, None),
-        _counted: Counted(Arc::clone(&node.live_instances)),
+        _counted: Counted(Arc::clone(&hosting.live_instances)),
     })
+}
+
+/// Prepares module `version` once per node: fetched from the control plane and compiled on
+/// first use.
+pub(crate) async fn prepare(
+    hosting: &Hosting,
+    version: &str,
+) -> Result<crate::runtime::ActorPre, CallError> {
+    let cp = Arc::clone(&hosting.cp);
+    let id = version.to_owned();
+    hosting
+        .runtime
+        .prepare(version, || async move {
+            cp.fetch_module(&id).await.map_err(CallError::from_client)
+        })
+        .await
 }
 
 impl Instance {
@@ -114,7 +121,7 @@ impl Instance {
     /// events: empty write buffer, deadline, CPU budget.
     pub(crate) fn begin(
         &mut self,
-        node: &NodeInner,
+        hosting: &Hosting,
         caller: Option<String>,
         call: Option<CallTag>,
         deadline: Instant,
@@ -126,7 +133,7 @@ impl Instance {
         actor.poison = None;
         actor.last_error = None;
         actor.deadline = deadline;
-        node.runtime.arm_cpu_budget(&mut self.store);
+        hosting.runtime.arm_cpu_budget(&mut self.store);
     }
 
     /// Runs `on-activate` (the call's writes are left for [`Instance::commit`]).
@@ -175,18 +182,18 @@ impl Instance {
     }
 
     /// Output gating: commits the call's writes before its answer is released, numbered from
-    /// the node's commit counter ([`NodeInner::next_commit_seq`]).
-    pub(crate) async fn commit(&mut self, node: &NodeInner) -> Result<(), CommitError> {
+    /// the node's commit counter ([`Hosting::next_commit_seq`]).
+    pub(crate) async fn commit(&mut self, hosting: &Hosting) -> Result<(), CommitError> {
         let actor = &mut self.store.data_mut().actor;
         if actor.writes.is_empty() {
             return Ok(());
         }
         let request = CommitRequest {
             fence: actor.fence.clone(),
-            seq: node.next_commit_seq(),
+            seq: hosting.next_commit_seq(),
             writes: actor.writes.to_commit(),
         };
-        commit(node, &request, actor.deadline).await?;
+        commit(hosting, &request, actor.deadline).await?;
         let writes = std::mem::take(&mut actor.writes);
         actor.cache.apply(&writes);
         Ok(())
@@ -195,13 +202,13 @@ impl Instance {
 
 /// Commits, resending while the outcome is unknown, as [`Commit`] decides.
 async fn commit(
-    node: &NodeInner,
+    hosting: &Hosting,
     request: &CommitRequest,
     deadline: Instant,
 ) -> Result<(), CommitError> {
     let mut attempts = Commit::default();
     loop {
-        let e = match node.committer.commit(request).await {
+        let e = match hosting.cp.commit(request).await {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };

@@ -6,10 +6,12 @@
 //! The decision is the pure [`renew`]; [`Lease`] holds its result in atomics so every call can
 //! check it for the price of two loads.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use latchkey_wire::lease::node_deadline_micros;
+
+use crate::ports::Clock;
 
 /// The lease state: epoch and local deadline (microseconds on the node's monotonic clock).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -57,24 +59,17 @@ pub fn renew(previous: LeaseState, sent_at: u64, epoch: u64, ttl_versions: u64) 
 }
 
 /// The node's current lease, readable from any thread.
-#[derive(Debug)]
 pub struct Lease {
-    start: Instant,
+    clock: Arc<dyn Clock>,
     epoch: AtomicU64,
     deadline: AtomicU64,
 }
 
-impl Default for Lease {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Lease {
-    /// No lease yet.
-    pub fn new() -> Self {
+    /// No lease yet; time is `clock`'s monotonic time.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
         Lease {
-            start: Instant::now(),
+            clock,
             epoch: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
         }
@@ -82,7 +77,7 @@ impl Lease {
 
     /// The node's monotonic clock, in microseconds.
     pub fn now(&self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+        self.clock.monotonic_micros()
     }
 
     /// The epoch, if the lease is valid now.
@@ -157,11 +152,22 @@ mod tests {
 
     #[test]
     fn the_lease_is_invalid_before_registration_and_after_surrender() {
-        let lease = Lease::new();
+        let lease = Lease::new(Arc::new(crate::ports::SystemClock::new()));
         assert_eq!(lease.valid_epoch(), None);
         assert!(lease.apply(lease.now(), 3, 10 * VERSIONS_PER_SECOND));
         assert_eq!(lease.valid_epoch(), Some(3));
         lease.surrender();
         assert_eq!(lease.valid_epoch(), None);
+    }
+
+    #[test]
+    fn the_lease_lapses_by_its_clock() {
+        let clock = crate::ports::ManualClock::at(0);
+        let lease = Lease::new(Arc::new(clock.clone()));
+        assert!(lease.apply(lease.now(), 1, 10 * VERSIONS_PER_SECOND));
+        clock.advance(std::time::Duration::from_millis(8_999));
+        assert_eq!(lease.valid_epoch(), Some(1), "inside the margin");
+        clock.advance(std::time::Duration::from_millis(1));
+        assert_eq!(lease.valid_epoch(), None, "a tenth of the TTL early");
     }
 }

@@ -5,8 +5,12 @@
 //!   in a bounded child process (`compile-module`).
 //! - `host`: the actor world's host capabilities (storage, actor calls, logging, clock).
 //! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
-//!   `upgrade`: switching a live activation to a newly deployed version.
-//! - `table`, `router`, `forward`: where actors are, and getting a call to them.
+//!   `upgrade`: switching a live activation to a newly deployed version; `hosting`: what
+//!   activations get from their node.
+//! - [`ports`]: the traits the node's I/O sits below (the control plane, clocks, actor calls).
+//! - `table`, [`Router`], `forward`: where actors are, and getting a call to them.
+//! - `deployments`, `outcomes`: the deployments this node follows, and call outcomes per
+//!   version for the control plane's rollbacks.
 //! - [`protocol`], [`route`], [`lease`]: the node's protocol decisions as pure functions and
 //!   state machines (the simulator drives the same ones); the lease; `node`: registration,
 //!   heartbeats, following the control plane.
@@ -19,17 +23,21 @@ pub mod auth;
 mod committer;
 pub mod compile;
 mod config;
+mod deployments;
 pub mod error;
 #[doc(hidden)]
 pub mod floor;
 mod follow;
 mod forward;
 mod host;
+mod hosting;
 pub mod identity;
 mod ingress;
 mod instance;
 pub mod lease;
 mod node;
+mod outcomes;
+pub mod ports;
 pub mod protocol;
 pub mod route;
 mod router;
@@ -41,5 +49,6 @@ mod upgrade;
 pub use config::{NodeArgs, NodeConfig};
 pub use error::CallError;
 pub use host::HostState;
-pub use node::{EdgeNode, NodeInner, Readiness};
-pub use router::CallRequest;
+pub use node::{EdgeNode, Readiness};
+pub use ports::CallRequest;
+pub use router::Router;

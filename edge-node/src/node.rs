@@ -1,29 +1,38 @@
 //! An edge node: the pieces wired together, and the loops that keep it honest — registration
 //! and heartbeats (a lapsed lease or a changed epoch drops every activation), following the
-//! control plane's feed, and evicting idle activations.
+//! control plane's feed, reporting call outcomes, and evicting idle activations.
+//!
+//! Layers point one way: ingress → [`Router`] (token checks, the activation table,
+//! forwarding) → activations → their instances → host capabilities → the ports
+//! ([`crate::ports`]). Each layer is handed what it needs; activations hold the node's
+//! [`Hosting`], never the node, so nothing below owns anything above it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use latchkey_wire::ErrorCode;
-use latchkey_wire::admin::{DeploymentInfo, OutcomeCounts};
 use latchkey_wire::client::Client;
 use latchkey_wire::identity::NodeCredentials;
 use latchkey_wire::lease::LeaseSettings;
-use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest, VersionOutcomes};
+use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest};
+use latchkey_wire::tail::TailEvent;
 use latchkey_wire::tls::Trust;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
 use crate::config::NodeConfig;
+use crate::deployments::Deployments;
 use crate::forward::Forwarder;
+use crate::hosting::{Hosting, Parts};
 use crate::lease::Lease;
+use crate::outcomes::Outcomes;
+use crate::ports::{Calls, Clock, ControlPlane, SystemClock, WireControlPlane};
+use crate::router::{Limits, Router};
 use crate::runtime::Runtime;
 use crate::table::Table;
 use crate::tail::Tail;
@@ -48,88 +57,28 @@ impl Readiness {
     }
 }
 
-/// What a deployment says an actor should run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// This node has not heard of the actor type's deployment (yet), or only of a revision
-    /// older than the one the actor was placed under.
-    Unknown,
-    /// The deployment was removed: the actor runs nothing.
-    Removed,
-    /// This version.
-    Version(String),
-}
-
-impl Target {
-    /// What `deployment` (this node's view of it) says `key` should run, if the view is at
-    /// least revision `at_least`. An older view is [`Target::Unknown`]: the control plane
-    /// already decided past it, and acting on it would retire an actor just deployed again or
-    /// switch an upgraded one back.
-    pub(crate) fn of(deployment: Option<&DeploymentInfo>, key: &str, at_least: u64) -> Target {
-        match deployment {
-            None => Target::Unknown,
-            Some(d) if d.revision < at_least => Target::Unknown,
-            Some(d) => d
-                .version_for(key)
-                .map_or(Target::Removed, |v| Target::Version(v.to_owned())),
-        }
-    }
-}
-
-/// Everything a node's tasks share.
-pub struct NodeInner {
+/// What the node's own loops (registration, heartbeats, the feed, reports, sweeps, ingress)
+/// share. Nothing below the router holds it.
+pub(crate) struct Node {
     pub(crate) config: NodeConfig,
     /// This node's key and certificate: every request it sends is signed with them.
     pub(crate) identity: Arc<NodeCredentials>,
+    /// The node's own requests to the control plane (registration, heartbeats, the feed,
+    /// certificates, reports, tail); activations use the [`ControlPlane`] port.
     pub(crate) cp: Client,
-    /// Commits activations' writes through `cp`, batched.
-    pub(crate) committer: crate::committer::Committer,
-    pub(crate) auth: Auth,
-    pub(crate) lease: Lease,
-    pub(crate) runtime: Runtime,
-    pub(crate) table: Table,
-    pub(crate) forwarder: Forwarder,
-    pub(crate) deployments: RwLock<HashMap<String, DeploymentInfo>>,
-    pub(crate) ready: watch::Sender<Readiness>,
-    /// Guest instances alive on this node.
-    pub(crate) live_instances: Arc<AtomicUsize>,
-    /// Bumped whenever a deployment changes: activations compare it before each call.
-    pub(crate) deployment_revision: AtomicU64,
-    /// Call outcomes per (actor type, version) since the last report.
-    pub(crate) outcomes: Mutex<HashMap<String, HashMap<String, OutcomeCounts>>>,
-    /// Activations switched to another version so far.
-    pub(crate) switches: AtomicU64,
-    /// Switches in progress, and activations waiting for their turn.
-    pub(crate) switching: crate::upgrade::Switching,
-    /// Followers of actors' log lines and call outcomes.
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) lease: Arc<Lease>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) deployments: Arc<Deployments>,
+    pub(crate) outcomes: Arc<Outcomes>,
     pub(crate) tail: Arc<Tail>,
-    /// Actor type → the latest deployment revision in effect here: its versions are compiled
-    /// and every call from now on runs them.
-    pub(crate) applied: watch::Sender<HashMap<String, u64>>,
-    /// The last commit number handed out. Commits are numbered from this one counter, so every
-    /// activation object this process creates for a generation numbers its commits above those
-    /// of any earlier object of that generation (the control plane acknowledges a commit
-    /// numbered at or below the last one applied as a resend, without applying it).
-    commit_seq: AtomicU64,
+    pub(crate) ready: watch::Sender<Readiness>,
 }
 
-impl NodeInner {
-    /// The next commit number (see `commit_seq`).
-    pub(crate) fn next_commit_seq(&self) -> u64 {
-        self.commit_seq
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1
-    }
-
+impl Node {
     pub(crate) fn set_ready(&self, change: impl FnOnce(&mut Readiness)) {
         self.ready.send_modify(change);
-    }
-
-    /// The node's own client of the control plane (its requests signed with the node's key), for
-    /// benchmark floors that make a request exactly as the node does.
-    #[doc(hidden)]
-    pub fn control_plane_client(&self) -> Client {
-        self.cp.clone()
     }
 
     /// Waits until the node holds a certificate (its requests to the control plane and to
@@ -139,48 +88,89 @@ impl NodeInner {
         let _ = ready.wait_for(|r| r.enrolled).await;
     }
 
-    /// What the deployment this node follows says actor `(actor_type, key)` should run
-    /// ([`Target::of`]; `at_least` is the revision the actor was placed under).
-    pub(crate) fn target(&self, actor_type: &str, key: &str, at_least: u64) -> Target {
-        let deployments = self
-            .deployments
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Target::of(deployments.get(actor_type), key, at_least)
-    }
-
-    /// Counts one outcome of `version` of `actor_type`.
-    pub(crate) fn record(
-        &self,
-        actor_type: &str,
-        version: &str,
-        count: impl FnOnce(&mut OutcomeCounts),
-    ) {
-        let mut outcomes = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Looked up by `&str` first: no allocation once the version was counted.
-        if let Some(counts) = outcomes
-            .get_mut(actor_type)
-            .and_then(|versions| versions.get_mut(version))
-        {
-            count(counts);
-            return;
-        }
-        count(
-            outcomes
-                .entry(actor_type.to_owned())
-                .or_default()
-                .entry(version.to_owned())
-                .or_default(),
-        );
+    /// What every activation of this node shares.
+    pub(crate) fn hosting(&self) -> &Arc<Hosting> {
+        &self.router.hosting
     }
 }
 
-/// A running edge node.
+/// The node's parts, made from its configuration (nothing started yet).
+fn assemble(
+    config: NodeConfig,
+    trust: &Trust,
+) -> anyhow::Result<(Node, mpsc::Receiver<TailEvent>)> {
+    let mut runtime_config = config.runtime.clone();
+    runtime_config.max_instances = runtime_config
+        .max_instances
+        .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
+    let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
+    let key = crate::identity::load_or_create_key(config.identity.dir.as_deref())
+        .context("loading this node's key")?;
+    let identity = Arc::new(NodeCredentials::new(&config.node_id, key));
+    let cp = Client::with_trust(&config.control_plane, "", trust).as_node(Arc::clone(&identity));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let lease = Arc::new(Lease::new(Arc::clone(&clock)));
+    let auth = Arc::new(Auth::new(
+        &config.node_id,
+        NonZeroUsize::new(10_000).expect("nonzero"),
+        Arc::clone(&clock),
+    ));
+    let deployments = Arc::new(Deployments::default());
+    let outcomes = Arc::new(Outcomes::default());
+    let (tail, tail_outgoing) = Tail::new();
+    let port: Arc<dyn ControlPlane> = Arc::new(WireControlPlane::new(
+        cp.clone(),
+        &config.node_id,
+        config.max_commit_batch,
+    ));
+    let router = Arc::new_cyclic(|router: &std::sync::Weak<Router>| {
+        let calls: std::sync::Weak<dyn Calls> = router.clone();
+        let hosting = Arc::new(Hosting::new(Parts {
+            cp: port,
+            clock: Arc::clone(&clock),
+            lease: Arc::clone(&lease),
+            runtime,
+            deployments: Arc::clone(&deployments),
+            outcomes: Arc::clone(&outcomes),
+            tail: Arc::clone(&tail),
+            calls,
+            call_timeout: config.call_timeout,
+        }));
+        Router::new(
+            &config.node_id,
+            Arc::clone(&auth),
+            Table::new(
+                config.max_activations,
+                NonZeroUsize::new(100_000).expect("nonzero"),
+            ),
+            Forwarder::new(trust, Arc::clone(&identity), Arc::clone(&clock)),
+            hosting,
+            Limits {
+                max_payload: config.max_payload,
+                mailbox_size: config.mailbox_size,
+            },
+        )
+    });
+    let node = Node {
+        config,
+        identity,
+        cp,
+        clock,
+        auth,
+        lease,
+        router,
+        deployments,
+        outcomes,
+        tail,
+        ready: watch::channel(Readiness::default()).0,
+    };
+    Ok((node, tail_outgoing))
+}
+
+/// A running edge node. Dropping it stops it (as [`EdgeNode::shutdown`] does, without waiting
+/// for its tasks to end).
 pub struct EdgeNode {
-    inner: Arc<NodeInner>,
+    node: Arc<Node>,
     address: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -203,55 +193,18 @@ impl EdgeNode {
         // The CA file if given, else the platform's store: for the control plane and for peers.
         let trust =
             Trust::ca_file_or_platform(config.ca_file.as_deref()).context("loading the CA file")?;
-        let mut runtime_config = config.runtime.clone();
-        runtime_config.max_instances = runtime_config
-            .max_instances
-            .max(u32::try_from(config.max_activations).unwrap_or(u32::MAX));
-        let runtime = Runtime::new(runtime_config).context("starting the actor runtime")?;
-        let (ready, _) = watch::channel(Readiness::default());
-        let key = crate::identity::load_or_create_key(config.identity.dir.as_deref())
-            .context("loading this node's key")?;
-        let identity = Arc::new(NodeCredentials::new(&config.node_id, key));
-        let cp =
-            Client::with_trust(&config.control_plane, "", &trust).as_node(Arc::clone(&identity));
-        let (tail, tail_outgoing) = Tail::new();
-        let inner = Arc::new(NodeInner {
-            committer: crate::committer::Committer::new(
-                cp.clone(),
-                &config.node_id,
-                config.max_commit_batch,
-            ),
-            cp,
-            identity,
-            auth: Auth::new(&config.node_id, NonZeroUsize::new(10_000).expect("nonzero")),
-            lease: Lease::new(),
-            runtime,
-            table: Table::new(
-                config.max_activations,
-                NonZeroUsize::new(100_000).expect("nonzero"),
-            ),
-            forwarder: Forwarder::new(&trust),
-            deployments: RwLock::new(HashMap::new()),
-            ready,
-            live_instances: Arc::default(),
-            deployment_revision: AtomicU64::new(0),
-            outcomes: Mutex::default(),
-            switches: AtomicU64::new(0),
-            switching: crate::upgrade::Switching::default(),
-            tail: Arc::clone(&tail),
-            applied: watch::channel(HashMap::new()).0,
-            commit_seq: AtomicU64::new(0),
-            config,
-        });
+        let (node, tail_outgoing) = assemble(config, &trust)?;
+        let node = Arc::new(node);
+        let tail = Arc::clone(&node.tail);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tasks = vec![
-            tokio::spawn(heartbeats(Arc::clone(&inner))),
-            tokio::spawn(crate::identity::renew(Arc::clone(&inner))),
-            tokio::spawn(crate::follow::follow(Arc::clone(&inner))),
-            tokio::spawn(sweep(Arc::clone(&inner))),
-            tokio::spawn(report_outcomes(Arc::clone(&inner))),
+            tokio::spawn(heartbeats(Arc::clone(&node))),
+            tokio::spawn(crate::identity::renew(Arc::clone(&node))),
+            tokio::spawn(crate::follow::follow(Arc::clone(&node))),
+            tokio::spawn(sweep(Arc::clone(&node))),
+            tokio::spawn(report_outcomes(Arc::clone(&node))),
             tokio::spawn({
-                let (node, tail) = (Arc::clone(&inner), Arc::clone(&tail));
+                let (node, tail) = (Arc::clone(&node), Arc::clone(&tail));
                 async move {
                     node.wait_enrolled().await;
                     let (cp, id) = (node.cp.clone(), node.config.node_id.clone());
@@ -261,16 +214,16 @@ impl EdgeNode {
             tokio::spawn(crate::tail::push(
                 tail,
                 tail_outgoing,
-                inner.cp.clone(),
-                inner.config.node_id.clone(),
+                node.cp.clone(),
+                node.config.node_id.clone(),
             )),
-            tokio::spawn(crate::ingress::serve(Arc::clone(&inner), listener, async {
+            tokio::spawn(crate::ingress::serve(Arc::clone(&node), listener, async {
                 let _ = stopped.await;
             })),
         ];
-        tracing::info!(node = %inner.config.node_id, %address, control_plane = %inner.config.control_plane, "edge node started");
+        tracing::info!(node = %node.config.node_id, %address, control_plane = %node.config.control_plane, "edge node started");
         Ok(EdgeNode {
-            inner,
+            node,
             address,
             stop: Some(stop),
             tasks,
@@ -282,14 +235,22 @@ impl EdgeNode {
         self.address
     }
 
-    /// Shared state, for embedding (the dev command) and tests.
-    pub fn inner(&self) -> &Arc<NodeInner> {
-        &self.inner
+    /// The node's router: calls made through it take the path every call takes (for embedding
+    /// and benchmarks).
+    pub fn router(&self) -> &Arc<Router> {
+        &self.node.router
+    }
+
+    /// The node's own client of the control plane (its requests signed with the node's key), for
+    /// benchmark floors that make a request exactly as the node does.
+    #[doc(hidden)]
+    pub fn control_plane_client(&self) -> Client {
+        self.node.cp.clone()
     }
 
     /// Waits until the node is registered, eligible for placements and synced, or `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let mut ready = self.inner.ready.subscribe();
+        let mut ready = self.node.ready.subscribe();
         let waited = tokio::time::timeout(timeout, ready.wait_for(Readiness::is_ready))
             .await
             .map(|r| r.is_ok());
@@ -305,24 +266,25 @@ impl EdgeNode {
 
     /// Actors' log lines and call outcomes on this node: [`Tail::subscribe`] follows them.
     pub fn tail(&self) -> &Arc<Tail> {
-        &self.inner.tail
+        &self.node.tail
     }
 
     /// Actor type → the latest revision of its deployment in effect on this node (its versions
     /// compiled, every call from then on runs them), updated as the node follows the control
     /// plane.
     pub fn deployments_in_effect(&self) -> watch::Receiver<HashMap<String, u64>> {
-        self.inner.applied.subscribe()
+        self.node.deployments.in_effect()
     }
 
     /// Activations held here now.
     pub fn local_activations(&self) -> usize {
-        self.inner.table.local_count()
+        self.node.router.table.local_count()
     }
 
     /// Activations switched to another code version so far.
     pub fn switches(&self) -> u64 {
-        self.inner
+        self.node
+            .hosting()
             .switches
             .load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -330,29 +292,51 @@ impl EdgeNode {
     /// Guest instances alive here now (an evicted activation's instance goes once its task has
     /// finished the calls already queued).
     pub fn live_instances(&self) -> usize {
-        self.inner
+        self.node
+            .hosting()
             .live_instances
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Stops serving: gives up the lease, drops activations, closes the listener.
+    /// A handle that lives exactly as long as the node's shared state (its runtime, table and
+    /// activations): gone once the node stopped and its last task ended. For tests of cleanup.
+    #[doc(hidden)]
+    pub fn downgrade(&self) -> std::sync::Weak<impl Sized + use<>> {
+        Arc::downgrade(self.node.hosting())
+    }
+
+    /// Stops serving: gives up the lease, drops activations, closes the listener, and waits for
+    /// the node's tasks to end.
     pub async fn shutdown(mut self) {
-        self.inner.lease.surrender();
-        self.inner.table.clear_local();
+        self.stop();
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+
+    /// Gives up the lease, drops activations, closes the listener and cancels the tasks.
+    fn stop(&mut self) {
+        self.node.lease.surrender();
+        self.node.router.table.clear_local();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        for task in self.tasks.drain(..) {
+        for task in &self.tasks {
             task.abort();
-            let _ = task.await;
         }
+    }
+}
+
+impl Drop for EdgeNode {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
 /// Enrols (or loads a stored certificate), registers (retrying until the control plane
 /// answers), then heartbeats every interval. A changed epoch, or a lease that lapsed, drops
 /// every activation. A node that cannot enrol says why and stays unready.
-async fn heartbeats(node: Arc<NodeInner>) {
+async fn heartbeats(node: Arc<Node>) {
     if let Err(e) = crate::identity::ensure_certificate(&node).await {
         tracing::error!(error = format!("{e:#}"), "this node cannot serve");
         return;
@@ -364,7 +348,7 @@ async fn heartbeats(node: Arc<NodeInner>) {
         tokio::time::sleep(Duration::from_millis(settings.heartbeat_interval_ms)).await;
         let sent = node.lease.now();
         let request = HeartbeatRequest {
-            active_actors: node.table.local_count() as u64,
+            active_actors: node.router.table.local_count() as u64,
         };
         // The lease counts from the send, so a late answer still extends it: wait up to a third of
         // the TTL (a slow control plane must not cost the lease by itself).
@@ -378,7 +362,7 @@ async fn heartbeats(node: Arc<NodeInner>) {
             Ok(beat) => {
                 settings = beat.settings;
                 if node.lease.apply(sent, beat.epoch, settings.ttl_versions) {
-                    let dropped = node.table.clear_local();
+                    let dropped = node.router.table.clear_local();
                     tracing::warn!(
                         epoch = beat.epoch,
                         dropped,
@@ -399,7 +383,7 @@ async fn heartbeats(node: Arc<NodeInner>) {
             }
         }
         if node.lease.valid_epoch().is_none() {
-            let dropped = node.table.clear_local();
+            let dropped = node.router.table.clear_local();
             if dropped > 0 {
                 tracing::warn!(dropped, "lease may have expired: activations dropped");
             }
@@ -408,7 +392,7 @@ async fn heartbeats(node: Arc<NodeInner>) {
     }
 }
 
-async fn register(node: &NodeInner) -> LeaseSettings {
+async fn register(node: &Node) -> LeaseSettings {
     let request = RegisterRequest {
         region: node.config.region.clone(),
         address: node.config.advertise.clone().unwrap_or_default(),
@@ -420,7 +404,7 @@ async fn register(node: &NodeInner) -> LeaseSettings {
             Ok(registered) => {
                 node.lease
                     .apply(sent, registered.epoch, registered.settings.ttl_versions);
-                node.table.clear_local();
+                node.router.table.clear_local();
                 node.set_ready(|r| {
                     r.registered = true;
                     r.eligible = false;
@@ -442,29 +426,15 @@ async fn register(node: &NodeInner) -> LeaseSettings {
 
 /// Every second, sends the call outcomes counted per version to the control plane (which may
 /// roll a version back); keeps them for the next attempt if it cannot.
-async fn report_outcomes(node: Arc<NodeInner>) {
+async fn report_outcomes(node: Arc<Node>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let taken = std::mem::take(
-            &mut *node
-                .outcomes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let taken = node.outcomes.take();
         if taken.is_empty() {
             continue;
         }
         let report = OutcomeReport {
-            outcomes: taken
-                .iter()
-                .flat_map(|(actor_type, versions)| {
-                    versions.iter().map(|(version, counts)| VersionOutcomes {
-                        actor_type: actor_type.clone(),
-                        version: version.clone(),
-                        counts: *counts,
-                    })
-                })
-                .collect(),
+            outcomes: taken.to_report(),
         };
         match node.cp.report_outcomes(&node.config.node_id, &report).await {
             Ok(ack) if !ack.rolled_back.is_empty() => {
@@ -473,23 +443,14 @@ async fn report_outcomes(node: Arc<NodeInner>) {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reporting call outcomes failed; keeping them for the next report");
-                let mut outcomes = node
-                    .outcomes
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (actor_type, versions) in taken {
-                    let kept = outcomes.entry(actor_type).or_default();
-                    for (version, counts) in versions {
-                        kept.entry(version).or_default().add(&counts);
-                    }
-                }
+                node.outcomes.give_back(taken);
             }
         }
     }
 }
 
 /// Evicts activations idle for longer than the idle timeout.
-async fn sweep(node: Arc<NodeInner>) {
+async fn sweep(node: Arc<Node>) {
     let every =
         (node.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
     loop {
@@ -498,48 +459,9 @@ async fn sweep(node: Arc<NodeInner>) {
             .lease
             .now()
             .saturating_sub(node.config.idle_timeout.as_micros() as u64);
-        let evicted = node.table.evict_idle(idle_since);
+        let evicted = node.router.table.evict_idle(idle_since);
         if evicted > 0 {
             tracing::debug!(evicted, "evicted idle activations");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deployment(active: Option<&str>, revision: u64) -> DeploymentInfo {
-        DeploymentInfo {
-            actor_type: "counter".into(),
-            active: active.map(str::to_owned),
-            previous: None,
-            canary: None,
-            policy: Default::default(),
-            revision,
-        }
-    }
-
-    #[test]
-    fn a_view_older_than_the_placement_decides_nothing() {
-        // Removed at revision 8, deployed again at 9: an actor placed under 9 on a node that
-        // still sees 8 is not retired (and one upgraded under 9 is not switched back).
-        let removed = deployment(None, 8);
-        assert_eq!(Target::of(Some(&removed), "k", 9), Target::Unknown);
-        let old = deployment(Some("v1"), 8);
-        assert_eq!(Target::of(Some(&old), "k", 9), Target::Unknown);
-    }
-
-    #[test]
-    fn a_current_view_decides() {
-        assert_eq!(
-            Target::of(Some(&deployment(None, 9)), "k", 9),
-            Target::Removed
-        );
-        assert_eq!(
-            Target::of(Some(&deployment(Some("v2"), 10)), "k", 9),
-            Target::Version("v2".into())
-        );
-        assert_eq!(Target::of(None, "k", 0), Target::Unknown);
     }
 }

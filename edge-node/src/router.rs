@@ -1,48 +1,74 @@
 //! Routing a call to the single live instance of its actor: the local activation if this node
 //! holds it, else the node the location cache names, else wherever the control plane places it.
 //! Stale locations are retried through the control plane, a bounded number of times (the
-//! decisions are [`crate::route::Route`]'s). Calls from
-//! HTTP clients, forwarded by other nodes, and made by actors all take this path, and every one
-//! is checked with `caps` first.
+//! decisions are [`crate::route::Route`]'s). Calls from HTTP clients, forwarded by other nodes,
+//! and made by actors all take this path, and every one is checked with `caps` first.
+//!
+//! The router owns the activation table; activations never reach back into it. A call whose
+//! activation ended (fenced, lost, retired) comes back here, and the router drops the
+//! activation from the table.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use latchkey_caps::{AuthError, Verified};
 use latchkey_wire::limits::MAX_COMMIT_BYTES;
-use latchkey_wire::node::EnsureActivationRequest;
-use tokio::time::Instant;
+use latchkey_wire::node::{Activation as Placed, EnsureActivationRequest};
 
 use crate::activation::{Activation, Call};
+use crate::auth::Auth;
 use crate::error::CallError;
-use crate::node::NodeInner;
+use crate::forward::Forwarder;
+use crate::hosting::Hosting;
+use crate::ports::{CallRequest, Calls};
 use crate::route::{Forwarded, Placement, Route};
-use crate::table::{Remote, actor_id};
+use crate::table::{Remote, Table, actor_id};
 
-/// A call on its way to an actor.
-#[derive(Clone, Debug)]
-pub struct CallRequest {
-    /// Actor type.
-    pub actor_type: String,
-    /// Actor key.
-    pub key: String,
-    /// Method.
-    pub method: String,
-    /// Payload (JSON by convention).
-    pub payload: Bytes,
-    /// The caller's token, as presented.
-    pub token: Bytes,
-    /// Who presents it (`actor:{type}/{key}` for actors; `None` for HTTP clients).
-    pub presenter: Option<String>,
-    /// When the call must have finished.
-    pub deadline: Instant,
-    /// Whether another node forwarded it here (it is not forwarded again).
-    pub forwarded: bool,
+/// Largest answer forwarded between nodes.
+pub(crate) const MAX_RESPONSE: usize = MAX_COMMIT_BYTES * 8;
+
+/// Limits the router applies to every call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Largest payload.
+    pub(crate) max_payload: usize,
+    /// Calls that may wait for one activation behind the one running.
+    pub(crate) mailbox_size: usize,
 }
 
-impl NodeInner {
+/// Gets calls to their actors: token checks, the table of activations and locations, forwarding,
+/// and placement by the control plane.
+pub struct Router {
+    node_id: String,
+    auth: Arc<Auth>,
+    pub(crate) table: Table,
+    forwarder: Forwarder,
+    pub(crate) hosting: Arc<Hosting>,
+    limits: Limits,
+}
+
+impl Router {
+    pub(crate) fn new(
+        node_id: &str,
+        auth: Arc<Auth>,
+        table: Table,
+        forwarder: Forwarder,
+        hosting: Arc<Hosting>,
+        limits: Limits,
+    ) -> Self {
+        Router {
+            node_id: node_id.to_owned(),
+            auth,
+            table,
+            forwarder,
+            hosting,
+            limits,
+        }
+    }
+
     /// Checks the token, then runs the call on the actor's single live instance.
-    pub async fn call(self: &Arc<Self>, request: CallRequest) -> Result<Bytes, CallError> {
+    pub async fn call(&self, request: CallRequest) -> Result<Bytes, CallError> {
         let verified = self.authorize(&request)?;
         self.call_authorized(request, &verified).await
     }
@@ -66,13 +92,13 @@ impl NodeInner {
         }
     }
 
-    /// Runs a call whose token [`NodeInner::authorize`] accepted (as `verified`).
+    /// Runs a call whose token [`Router::authorize`] accepted (as `verified`).
     pub(crate) async fn call_authorized(
-        self: &Arc<Self>,
+        &self,
         request: CallRequest,
         verified: &Verified,
     ) -> Result<Bytes, CallError> {
-        let max = self.config.max_payload;
+        let max = self.limits.max_payload;
         if request.payload.len() > max {
             return Err(CallError::TooLarge(format!(
                 "payload is {} bytes; the limit is {max}",
@@ -84,22 +110,16 @@ impl NodeInner {
         let actor = (request.actor_type.as_str(), request.key.as_str());
         let mut route = Route::new(request.forwarded);
         loop {
-            let epoch = route.attempt(self.lease.valid_epoch(), actor)?;
+            let epoch = route.attempt(self.hosting.lease.valid_epoch(), actor)?;
             // 1. Here.
-            if let Some(admitted) = self.table.admit_local(&id, epoch, self.config.mailbox_size) {
-                let call = Call {
-                    method: request.method.clone(),
-                    payload: request.payload.clone(),
-                    caller: caller.clone(),
-                    deadline: request.deadline,
-                };
-                return admitted?.run(call).await;
+            if let Some(admitted) = self.table.admit_local(&id, epoch, self.limits.mailbox_size) {
+                return self.run_here(&id, admitted?, &request, caller).await;
             }
             // 2. Where it was last seen.
             if route.may_forward()
                 && let Some(remote) = self.table.location(&id)
             {
-                let result = self.forwarder.forward(self, &remote, &request).await;
+                let result = self.forwarder.forward(&remote, &request).await;
                 match route.forwarded(result) {
                     Forwarded::Answer(result) => return result,
                     Forwarded::Retry => {
@@ -109,38 +129,77 @@ impl NodeInner {
                 }
             }
             // 3. Wherever the control plane says.
-            let ensure = EnsureActivationRequest {
-                actor_type: request.actor_type.clone(),
-                key: request.key.clone(),
-                region_hint: None,
-                token_id: caller.clone(),
-            };
-            let placement = self
-                .cp
-                .ensure_activation(&self.config.node_id, &ensure)
-                .await
-                .map_err(CallError::from_client)?;
-            let me = &self.config.node_id;
-            match route.placed(me, &placement, || {
-                self.table.draining(&id, &placement.generation)
-            }) {
-                Placement::Activate => self
-                    .table
-                    .insert_local(id.clone(), || Activation::new(self, placement)),
-                Placement::Locate => {
-                    let remote = Remote {
-                        node_id: placement.node_id,
-                        address: placement.node_address,
-                        generation: placement.generation,
-                    };
-                    self.table.set_location(id.clone(), remote);
-                }
-                Placement::Again => {}
-                Placement::Fail(e) => return Err(e),
-            }
+            let placement = self.ensure(&request, caller.clone()).await?;
+            self.placed(&mut route, &id, placement)?;
         }
+    }
+
+    /// Runs the call on the local activation; an activation the call found ended leaves the
+    /// table (the next call asks the control plane where the actor lives).
+    async fn run_here(
+        &self,
+        id: &str,
+        admitted: crate::activation::Admitted,
+        request: &CallRequest,
+        caller: Option<String>,
+    ) -> Result<Bytes, CallError> {
+        let call = Call {
+            method: request.method.clone(),
+            payload: request.payload.clone(),
+            caller,
+            deadline: request.deadline,
+        };
+        let result = admitted.run(call).await;
+        if result.is_err() {
+            self.table.remove_ended(id);
+        }
+        result
+    }
+
+    /// Asks the control plane where the actor lives (placing it if it lives nowhere).
+    async fn ensure(
+        &self,
+        request: &CallRequest,
+        token_id: Option<String>,
+    ) -> Result<Placed, CallError> {
+        let ensure = EnsureActivationRequest {
+            actor_type: request.actor_type.clone(),
+            key: request.key.clone(),
+            region_hint: None,
+            token_id,
+        };
+        self.hosting
+            .cp
+            .ensure_activation(&ensure)
+            .await
+            .map_err(CallError::from_client)
+    }
+
+    /// Records what the control plane answered, as [`Route::placed`] decides.
+    fn placed(&self, route: &mut Route, id: &str, placement: Placed) -> Result<(), CallError> {
+        let draining = || self.table.draining(id, &placement.generation);
+        match route.placed(&self.node_id, &placement, draining) {
+            Placement::Activate => self
+                .table
+                .insert_local(id.to_owned(), || Activation::new(&self.hosting, placement)),
+            Placement::Locate => {
+                let remote = Remote {
+                    node_id: placement.node_id,
+                    address: placement.node_address,
+                    generation: placement.generation,
+                };
+                self.table.set_location(id.to_owned(), remote);
+            }
+            Placement::Again => {}
+            Placement::Fail(e) => return Err(e),
+        }
+        Ok(())
     }
 }
 
-/// Largest answer forwarded between nodes.
-pub(crate) const MAX_RESPONSE: usize = MAX_COMMIT_BYTES * 8;
+#[async_trait]
+impl Calls for Router {
+    async fn call(&self, request: CallRequest) -> Result<Bytes, CallError> {
+        Router::call(self, request).await
+    }
+}

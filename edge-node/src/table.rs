@@ -99,8 +99,9 @@ impl Table {
         }
     }
 
-    /// Admits a call to the local activation of `id`, if there is one of `epoch` (`None`: there
-    /// is none). Done under the table lock, so eviction cannot race it.
+    /// Admits a call to the local activation of `id`, if there is one of `epoch` that has not
+    /// ended (`None`: there is none; a stale or ended one leaves the table). Done under the table
+    /// lock, so eviction cannot race it.
     pub(crate) fn admit_local(
         &self,
         id: &str,
@@ -109,7 +110,9 @@ impl Table {
     ) -> Option<Result<Admitted, CallError>> {
         let mut local = lock(&self.local);
         match local.get(id) {
-            Some(activation) if activation.placement.node_epoch == epoch => {
+            Some(activation)
+                if activation.placement.node_epoch == epoch && !activation.has_ended() =>
+            {
                 Some(activation.admit(max_waiting))
             }
             Some(_) => {
@@ -154,11 +157,11 @@ impl Table {
         }
     }
 
-    /// Drops the local activation of `id` if it is still `which` (a stale activation removing
-    /// itself must not remove a newer one).
-    pub(crate) fn remove_local(&self, id: &str, which: &dyn Fn(&Activation) -> bool) {
+    /// Drops the local activation of `id` if it ended (fenced, lost or retired: the control
+    /// plane no longer records it here). A newer activation of the actor stays.
+    pub(crate) fn remove_ended(&self, id: &str) {
         let mut local = lock(&self.local);
-        if local.peek(id).is_some_and(|a| which(a))
+        if local.peek(id).is_some_and(|a| a.has_ended())
             && let Some(removed) = local.pop(id)
         {
             self.retire(id, &removed);

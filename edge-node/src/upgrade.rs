@@ -15,10 +15,10 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
 use crate::activation::{Load, Slot, guest_message, poke};
+use crate::deployments::Target;
 use crate::error::CallError;
 use crate::host::{Poison, ReadCache};
 use crate::instance::{Instance, Stop, instantiate};
-use crate::node::Target;
 use crate::tail::Site;
 
 /// Switches run at once on a node: enough to keep the control plane busy, few enough that each
@@ -108,11 +108,12 @@ impl Slot {
     /// Switches to the deployment's version for this key if the deployment changed since the
     /// last check and names another version. Called between calls only.
     pub(crate) async fn maybe_switch(&mut self) {
-        let revision = self.node.deployment_revision.load(Ordering::Acquire);
+        let hosting = Arc::clone(&self.hosting);
+        let revision = hosting.deployments.revision();
         if revision == self.seen_revision {
             return;
         }
-        let target = match self.node.target(
+        let target = match hosting.deployments.target(
             &self.placement.actor_type,
             &self.placement.key,
             self.placement.deployment_revision,
@@ -130,18 +131,18 @@ impl Slot {
                 return;
             }
         };
-        if self.node.lease.valid_epoch() != Some(self.placement.node_epoch) {
+        if hosting.lease.valid_epoch() != Some(self.placement.node_epoch) {
             return; // the next call fails and the actor is placed again, on the new version
         }
-        if !self.node.switching.begin(&self.this, &self.load) {
+        if !hosting.switching.begin(&self.this, &self.load) {
             return; // serve on the old version meanwhile; woken when a switch ends
         }
         let switched = self.switch(&target).await;
-        self.node.switching.end();
+        hosting.switching.end();
         match switched {
             Switched::Done => {
                 self.seen_revision = revision;
-                self.node.switches.fetch_add(1, Ordering::Relaxed);
+                hosting.switches.fetch_add(1, Ordering::Relaxed);
             }
             Switched::Stayed => self.seen_revision = revision,
             Switched::Retry => {}
@@ -149,9 +150,9 @@ impl Slot {
     }
 
     async fn switch(&mut self, target: &str) -> Switched {
-        let node = Arc::clone(&self.node);
+        let hosting = Arc::clone(&self.hosting);
         let previous = self.placement.module_version.clone();
-        let deadline = Instant::now() + node.config.call_timeout;
+        let deadline = Instant::now() + hosting.call_timeout;
         let mut next = self.placement.clone();
         next.module_version = target.to_owned();
         // The new instance reads with the old fence (still the live generation) through the old
@@ -161,16 +162,16 @@ impl Slot {
             .as_mut()
             .map(|i| std::mem::take(&mut i.store.data_mut().actor.cache))
             .unwrap_or_default();
-        let mut fresh = match instantiate(&node, &next, cache, None, deadline).await {
+        let mut fresh = match instantiate(&hosting, &next, cache, None, deadline).await {
             Ok(fresh) => fresh,
             Err((error, stop)) => {
                 tracing::warn!(actor = %self.name(), version = target, %error, "cannot instantiate the new version; staying on {previous}");
                 return self.failed(target, stop);
             }
         };
-        let tag = node.tail.tag(&next.actor_type, &next.key, Site::Upgrade);
+        let tag = hosting.tail.tag(&next.actor_type, &next.key, Site::Upgrade);
         let started = Instant::now();
-        fresh.begin(&node, None, tag.clone(), deadline);
+        fresh.begin(&hosting, None, tag.clone(), deadline);
         let hook = fresh.on_upgrade(&previous, deadline).await;
         let poison = fresh.take_poison();
         let fenced = poison.as_ref().is_some_and(|p| p.fenced);
@@ -193,7 +194,8 @@ impl Slot {
                 .as_ref()
                 .map(|(reason, _)| (ErrorCode::ActorFailed, reason.clone()));
             let took = started.elapsed();
-            node.tail
+            hosting
+                .tail
                 .outcome(&next.actor_type, &next.key, tag, failed, took);
         }
         if let Some((reason, retry)) = error {
@@ -214,11 +216,7 @@ impl Slot {
             version: target.to_owned(),
             writes: writes.to_commit(),
         };
-        let upgraded = match node
-            .cp
-            .upgrade_activation(&node.config.node_id, &request)
-            .await
-        {
+        let upgraded = match hosting.cp.upgrade_activation(&request).await {
             Ok(upgraded) => upgraded,
             Err(e) if e.code() == Some(ErrorCode::Conflict) => {
                 // The deployment moved on since this node heard of it; the feed will say so.
@@ -247,16 +245,16 @@ impl Slot {
     /// Runs `on-activate` on the instance just switched to, so it rebuilds its in-memory state
     /// as any fresh instance does. A failure resets the instance: the next call activates anew.
     async fn reactivate(&mut self, deadline: Instant) {
-        let node = Arc::clone(&self.node);
+        let hosting = Arc::clone(&self.hosting);
         let Some(live) = self.instance.as_mut() else {
             return;
         };
-        let tag = node.tail.tag(
+        let tag = hosting.tail.tag(
             &self.placement.actor_type,
             &self.placement.key,
             Site::Activate,
         );
-        live.begin(&node, None, tag, deadline);
+        live.begin(&hosting, None, tag, deadline);
         match live.on_activate(deadline).await {
             Err((error, stop)) => {
                 self.count_stop(stop);
@@ -269,7 +267,8 @@ impl Slot {
                 } else if let Err(e) = activated {
                     let (actor_type, version) =
                         (&self.placement.actor_type, &self.placement.module_version);
-                    self.node
+                    hosting
+                        .outcomes
                         .record(actor_type, version, |c| c.guest_errors += 1);
                     self.instance = None;
                     tracing::warn!(actor = %self.name(), error = guest_message(&e), "on-activate failed after the switch");
@@ -283,9 +282,11 @@ impl Slot {
         if stop == Stop::Host {
             return Switched::Retry;
         }
-        self.node.record(&self.placement.actor_type, target, |c| {
-            c.upgrade_failures += 1;
-        });
+        self.hosting
+            .outcomes
+            .record(&self.placement.actor_type, target, |c| {
+                c.upgrade_failures += 1;
+            });
         Switched::Stayed
     }
 
@@ -297,10 +298,10 @@ impl Slot {
         }
     }
 
-    /// This generation may be over: drop the instance and leave the table.
+    /// This generation may be over: drop the instance and end the activation.
     fn lost(&mut self) {
         self.instance = None;
-        self.forget();
+        self.end();
     }
 
     fn name(&self) -> String {

@@ -1,7 +1,7 @@
 //! The edge node's listener over real sockets: actor calls and node-to-node forwarding over
 //! HTTPS (the nodes advertise `https://`, trust the CA file, and reach the control plane over
 //! HTTPS too), plain HTTP to the TLS port failing cleanly, and a slow request body answered 408
-//! naming the timeout.
+//! naming the timeout; and a node dropped without `shutdown()` freeing everything it held.
 
 mod common;
 
@@ -81,4 +81,31 @@ async fn a_slow_call_body_is_408_naming_the_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
     assert!(answer.contains("body read timeout of 300ms"), "{answer}");
+}
+
+/// A node dropped without `shutdown()` takes its state with it: its tasks stop, its listener's
+/// connections close, and its activations, instances and wasmtime runtime are freed (nothing
+/// below the router holds the node, so no ownership cycle keeps them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dropped_without_shutdown_frees_its_activations_and_runtime() {
+    let mut c = Cluster::start(1, |_| {}).await;
+    c.deploy("counter", latchkey_examples::COUNTER).await;
+    let token = c.invoke_token("counter").await;
+    assert_eq!(
+        json(c.call(0, &token, "counter", "k", "inc", "").await),
+        json!(1)
+    );
+    assert_eq!(c.nodes[0].live_instances(), 1);
+    let state = c.nodes[0].downgrade();
+    let address = c.nodes[0].address();
+    drop(c.nodes.remove(0));
+    common::eventually("the dropped node's state to be freed", || {
+        let freed = state.upgrade().is_none();
+        async move { freed.then_some(()) }
+    })
+    .await;
+    assert!(
+        tokio::net::TcpStream::connect(address).await.is_err(),
+        "the listener is closed"
+    );
 }

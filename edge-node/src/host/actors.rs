@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use latchkey_caps::{Capability, KeyScope, Rights, Token};
 
 use super::{HostState, Poison};
-use crate::auth::unix_now;
 use crate::error::CallError;
-use crate::router::CallRequest;
+use crate::ports::CallRequest;
 use crate::runtime::bindings::latchkey::actor::actors::{
     CallError as GuestCallError, Host, Restrictions,
 };
@@ -35,7 +34,8 @@ fn to_guest(e: &CallError) -> GuestCallError {
     }
 }
 
-fn restriction_capability(r: Restrictions) -> Result<Capability, String> {
+/// The capability `r` restricts to; `now` (Unix seconds) is when relative expiries count from.
+fn restriction_capability(r: Restrictions, now: u64) -> Result<Capability, String> {
     let mut cap = Capability {
         actor_type: r.actor_type,
         audience: r.audience,
@@ -51,7 +51,7 @@ fn restriction_capability(r: Restrictions) -> Result<Capability, String> {
     if let Some(names) = r.rights {
         cap.rights = Some(names.join(",").parse::<Rights>()?);
     }
-    cap.expires_at = r.expires_in_secs.map(|s| unix_now().saturating_add(s));
+    cap.expires_at = r.expires_in_secs.map(|s| now.saturating_add(s));
     Ok(cap)
 }
 
@@ -80,8 +80,14 @@ impl Host for HostState {
             deadline: self.actor.deadline,
             forwarded: false,
         };
-        let node = std::sync::Arc::clone(&self.actor.node);
-        node.call(request)
+        // The router is held weakly (it owns this activation): gone only while the node stops.
+        let Some(router) = self.actor.hosting.calls.upgrade() else {
+            return Err(GuestCallError::Unavailable(
+                "this node is stopping; retry".into(),
+            ));
+        };
+        router
+            .call(request)
             .await
             .map(|b| b.to_vec())
             .map_err(|e| to_guest(&e))
@@ -92,7 +98,7 @@ impl Host for HostState {
         token: String,
         restrictions: Restrictions,
     ) -> Result<String, String> {
-        let cap = restriction_capability(restrictions)?;
+        let cap = restriction_capability(restrictions, self.actor.hosting.clock.unix_secs())?;
         let token = Token::from_text(&token).map_err(|e| format!("cannot read the token: {e}"))?;
         token
             .attenuate(&cap)
@@ -101,17 +107,13 @@ impl Host for HostState {
     }
 
     async fn self_token(&mut self) -> String {
+        let now = self.actor.hosting.clock.unix_secs();
         if let Some((token, expires_at)) = &self.actor.self_token
-            && *expires_at > unix_now() + SELF_TOKEN_REFRESH_SECS
+            && *expires_at > now.saturating_add(SELF_TOKEN_REFRESH_SECS)
         {
             return token.clone();
         }
-        let node = &self.actor.node;
-        match node
-            .cp
-            .self_token(&node.config.node_id, &self.actor.fence)
-            .await
-        {
+        match self.actor.hosting.cp.self_token(&self.actor.fence).await {
             Ok(minted) => {
                 self.actor.self_token = Some((minted.token.clone(), minted.expires_at));
                 minted.token

@@ -15,7 +15,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::node::NodeInner;
+use crate::hosting::Hosting;
 use crate::tail::{CallTag, Tail};
 
 /// The CPU budget of the call in progress, in epoch ticks.
@@ -163,7 +163,8 @@ pub(crate) struct Poison {
 
 /// The activation an instance belongs to, and the state of the call in progress.
 pub(crate) struct ActorCtx {
-    pub(crate) node: Arc<NodeInner>,
+    /// What the activation needs from its node (not the node itself).
+    pub(crate) hosting: Arc<Hosting>,
     pub(crate) fence: Fence,
     pub(crate) cache: ReadCache,
     pub(crate) writes: CallWrites,

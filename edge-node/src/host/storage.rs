@@ -26,12 +26,11 @@ fn check_key(key: &[u8]) -> Result<(), StorageError> {
 impl HostState {
     /// Reads from the control plane; a fenced or failed read poisons the call.
     async fn fetch(&mut self, op: ReadOp) -> Result<ReadStateResponse, StorageError> {
-        let node = &self.actor.node;
         let request = ReadStateRequest {
             fence: self.actor.fence.clone(),
             op,
         };
-        match node.cp.read_state(&node.config.node_id, &request).await {
+        match self.actor.hosting.cp.read_state(&request).await {
             Ok(response) => Ok(response),
             Err(e) => {
                 let reason = format!("reading storage failed: {e}");

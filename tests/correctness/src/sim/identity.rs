@@ -1,7 +1,7 @@
 //! Node identity in the simulation: the fleet's issuer key, each node's own key and certificate,
 //! every node message signed the way the real node signs it (`NodeCredentials::sign`), and
 //! checked the way the real control plane (`authority::authenticate_node`) and the real node
-//! (`Auth::authenticate_node_at`) check it — with the simulation's clocks, and nonces from its
+//! (`Auth::authenticate_node`, on a clock the simulation sets) check it — with the simulation's clocks, and nonces from its
 //! seeded generator so a seed still replays exactly.
 //!
 //! What a signature covers here: the recipient, the request's kind (as its path) and its content
@@ -15,6 +15,7 @@ use latchkey_caps::node::{
 };
 use latchkey_caps::{IssuerKey, NoRevocations, TrustedKeys};
 use latchkey_edge_node::auth::Auth;
+use latchkey_edge_node::ports::ManualClock;
 use latchkey_wire::identity::{self, NodeCredentials, Outgoing};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
@@ -25,6 +26,13 @@ use super::{Micros, START_VERSION};
 /// microseconds).
 pub(crate) fn wall_ms(now: Micros) -> u64 {
     (START_VERSION + now) / 1000
+}
+
+/// A node's real token checks, on a clock the simulation sets to the node's own time before
+/// each check.
+pub(crate) struct NodeAuth {
+    auth: Auth,
+    clock: ManualClock,
 }
 
 /// The fleet's issuer key and the set of keys every verifier trusts.
@@ -62,15 +70,16 @@ impl Fleet {
     }
 
     /// A node's token checks after a (re)start at `now`, trusting the fleet's key.
-    pub(crate) fn node_auth(&self, id: &str, now: Micros) -> Auth {
-        let auth = Auth::starting_at(
+    pub(crate) fn node_auth(&self, id: &str, now: Micros) -> NodeAuth {
+        let clock = ManualClock::at(wall_ms(now));
+        let auth = Auth::new(
             id,
             std::num::NonZeroUsize::new(64).expect("nonzero"),
-            wall_ms(now),
+            Arc::new(clock.clone()),
         );
         let rejected = auth.set_trusted_keys(&[self.issuer.public().to_string()]);
         assert!(rejected.is_empty(), "the fleet key parses");
-        auth
+        NodeAuth { auth, clock }
     }
 }
 
@@ -166,12 +175,13 @@ impl Signed {
     pub(crate) fn check_at_node(
         &self,
         covered: &(String, Vec<u8>),
-        auth: &Auth,
+        node: &NodeAuth,
         from: &str,
         wall_ms: u64,
     ) -> Result<(), NodeAuthError> {
+        node.clock.set_unix_millis(wall_ms);
         self.check(covered, |p| {
-            auth.authenticate_node_at(p, Some(from), wall_ms).map(drop)
+            node.auth.authenticate_node(p, Some(from)).map(drop)
         })
     }
 }

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use super::identity::NodeAuth;
 use latchkey_caps::node::{CONTROL_PLANE_AUDIENCE, node_audience};
-use latchkey_edge_node::auth::Auth;
 use latchkey_wire::identity::NodeCredentials;
 
 use latchkey_edge_node::CallError;
@@ -128,7 +128,7 @@ pub(super) struct Act {
 #[derive(Clone)]
 pub(crate) struct Identity {
     pub(crate) credentials: Arc<NodeCredentials>,
-    pub(crate) auth: Arc<Auth>,
+    pub(crate) auth: Arc<NodeAuth>,
     pub(crate) wall_skew_ms: i64,
 }
 
@@ -158,7 +158,7 @@ pub(crate) struct Node {
     pub(super) pending: BTreeMap<u64, Pending>,
     pub(super) calls: BTreeMap<u64, OpenCall>,
     pub(super) next_id: u64,
-    /// The node's commit counter (`NodeInner::next_commit_seq`).
+    /// The node's commit counter (`Hosting::next_commit_seq` in the edge node).
     pub(super) commit_seq: u64,
 }
 

@@ -15,33 +15,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use foldhash::fast::RandomState;
 use lru::LruCache;
 
-use crate::capability::{Denied, Request, Rights, authorize, authorize_right};
+use crate::authorize::{Request, authorize, authorize_right};
+use crate::capability::Rights;
 use crate::chain::{ChainState, prefix_hashes};
 use crate::codec::decode_token;
+use crate::error::{AuthError, VerifyError};
 use crate::keys::TrustedKeys;
+use crate::revocation::Revocations;
 use crate::token::{MAX_TEXT_BYTES, Token};
-use crate::verify::{Revocations, Verified, VerifyError, verify_layout};
-
-/// Why a presented token does not allow a request: it is invalid (401) or too narrow (403).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// The token itself is rejected.
-    #[error(transparent)]
-    Invalid(#[from] VerifyError),
-    /// The token is valid but does not allow this request.
-    #[error(transparent)]
-    Denied(#[from] Denied),
-}
-
-impl AuthError {
-    /// Whether the same request with the same token can succeed later.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            AuthError::Invalid(e) => e.is_retryable(),
-            AuthError::Denied(d) => d.is_retryable(),
-        }
-    }
-}
+use crate::verify::{Verified, verify_layout};
 
 /// Hit and miss counts since the cache was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::capability::Capability;
 use crate::codec::{RawBlock, RawProof, decode_payload};
+use crate::error::{DecodeError, VerifyError};
 use crate::keys::KeyId;
-use crate::verify::{RevocationId, VerifyError};
+use crate::revocation::RevocationId;
 
 const BLOCK_DOMAIN: &[u8] = b"latchkey.cap.v1.block\0";
 const SEAL_DOMAIN: &[u8] = b"latchkey.cap.v1.seal\0";
@@ -156,7 +157,7 @@ pub(crate) fn verify_blocks(
         on_prefix(&next);
         state = Some(next);
     }
-    state.ok_or(VerifyError::Malformed(crate::codec::DecodeError {
+    state.ok_or(VerifyError::Malformed(DecodeError {
         offset: 0,
         problem: "a token has at least one block".into(),
     }))

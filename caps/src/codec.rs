@@ -17,12 +17,16 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::capability::{Capability, KeyScope, Rights};
+use crate::capability::{Capability, Field, KeyScope, Rights};
+use crate::error::{DecodeError, VerifyError};
 use crate::keys::KeyId;
-use crate::{MAX_BLOCKS, MAX_TOKEN_BYTES};
 
 /// Format version written in the first byte.
 pub(crate) const VERSION: u8 = 1;
+/// Most blocks a token may have; longer tokens are rejected before any signature work.
+pub const MAX_BLOCKS: usize = 8;
+/// Largest binary token, in bytes; larger tokens are rejected before any signature work.
+pub const MAX_TOKEN_BYTES: usize = 4096;
 /// Longest actor type, method name or audience, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 /// Longest actor key or key prefix, in bytes.
@@ -41,16 +45,6 @@ const TAG_AUDIENCE: u8 = 0x08;
 
 const PROOF_SECRET: u8 = 0x00;
 const PROOF_SEAL: u8 = 0x01;
-
-/// What is wrong with a byte string that should be a token or a block payload.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{problem} at byte {offset}")]
-pub struct DecodeError {
-    /// Offset of the problem within the token (or within the block payload).
-    pub offset: usize,
-    /// What was wrong.
-    pub problem: String,
-}
 
 fn err(offset: usize, problem: impl fmt::Display) -> DecodeError {
     DecodeError {
@@ -146,8 +140,7 @@ pub(crate) struct Layout<'a> {
 
 /// Decodes the envelope. Cheap and signature-free: size and block-count limits are enforced here,
 /// before any cryptography.
-pub(crate) fn decode_token(bytes: &[u8]) -> Result<Layout<'_>, crate::VerifyError> {
-    use crate::VerifyError;
+pub(crate) fn decode_token(bytes: &[u8]) -> Result<Layout<'_>, VerifyError> {
     if bytes.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::TooLarge {
             size: bytes.len(),
@@ -311,12 +304,12 @@ pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Payload, DecodeError> {
 #[error("{field} is invalid: {problem}")]
 pub struct FieldError {
     /// The offending field.
-    pub field: crate::Field,
+    pub field: Field,
     /// What is wrong with it.
     pub problem: String,
 }
 
-fn check_len(field: crate::Field, value: &str, max: usize) -> Result<(), FieldError> {
+fn check_len(field: Field, value: &str, max: usize) -> Result<(), FieldError> {
     if value.is_empty() || value.len() > max {
         return Err(FieldError {
             field,
@@ -331,7 +324,6 @@ pub(crate) fn encode_payload(
     next_key: &[u8; 32],
     caveats: &Capability,
 ) -> Result<Vec<u8>, FieldError> {
-    use crate::Field;
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(next_key);
     if let Some(t) = &caveats.actor_type {
@@ -464,8 +456,8 @@ mod tests {
     fn encode_rejects_oversized_fields() {
         let long = "x".repeat(MAX_NAME_BYTES + 1);
         let e = encode_payload(&[0; 32], &Capability::unrestricted().actor_type(long)).unwrap_err();
-        assert_eq!(e.field, crate::Field::ActorType);
+        assert_eq!(e.field, Field::ActorType);
         let e = encode_payload(&[0; 32], &Capability::unrestricted().methods([""])).unwrap_err();
-        assert_eq!(e.field, crate::Field::Methods);
+        assert_eq!(e.field, Field::Methods);
     }
 }

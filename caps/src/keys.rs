@@ -38,6 +38,11 @@ impl KeyId {
     }
 }
 
+/// The operating system's CSPRNG, for the convenience constructors (keys, block keys, nonces).
+pub(crate) fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
 /// Why a key could not be decoded or added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -64,7 +69,7 @@ pub struct IssuerKey {
 impl IssuerKey {
     /// A fresh key from the operating system's random number generator.
     pub fn generate() -> Self {
-        Self::generate_with_rng(&mut crate::os_rng())
+        Self::generate_with_rng(&mut os_rng())
     }
 
     /// A fresh key from the given cryptographic RNG (deterministic simulations and tests).

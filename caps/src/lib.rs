@@ -45,40 +45,57 @@
 //!
 //! Hot paths use [`TokenCache`], which answers repeated presentations without signature work
 //! while still checking issuer trust, revocation and expiry on every hit.
+//!
+//! # Layers
+//!
+//! The modules form layers, leaf first; each one uses only modules before it in this list (the
+//! `mod` lines below follow it, and `tests/layers.rs` checks both):
+//!
+//! `id` → `keys` → `revocation` → `capability` → `authorize` → `error` → `codec` → `chain` →
+//! `token` → `verify` → `cache` → `node`
+//!
+//! Inside `node`: `error` → `request` → `key` → `cert` → `verifier`. This root only declares the
+//! modules and re-exports their public items; no module uses it.
 
 #![forbid(unsafe_code)]
 
+// In layer order, leaf first (see "Layers" above). The `//` line over each `mod` keeps rustfmt
+// from sorting them.
+// Hex ids; first also because its `hex_id!` macro is only in scope after it.
 #[macro_use]
 mod id;
-mod cache;
-mod capability;
-mod chain;
-mod codec;
+// Issuer keys, key ids, trusted keys; the operating system's RNG.
 mod keys;
-pub mod node;
+// Revocation ids and the `Revocations` a verifier consults.
+mod revocation;
+// `Capability`, `Rights`, `Field`, `KeyScope`: what a token allows, and narrowing.
+mod capability;
+// `authorize`: one request against a capability; `Denied`.
+mod authorize;
+// `DecodeError`, `VerifyError`, `AuthError`.
+mod error;
+// The binary layout of tokens and block payloads; the size limits.
+mod codec;
+// What each signature covers, revocation-id derivation, the block-by-block verification fold.
+mod chain;
+// `Token`: mint, attenuate, seal, binary and text forms.
 mod token;
+// `verify`: a token's signatures, proof, revocations and window; `Verified`.
 mod verify;
+// `TokenCache`: verified tokens and verified chain prefixes.
+mod cache;
+// Node identity by proof of possession.
+pub mod node;
 
-pub use cache::{AuthError, CacheStats, TokenCache};
-pub use capability::{
-    Capability, Denied, Field, KeyScope, Request, Rights, authorize, authorize_right,
+pub use authorize::{Denied, Request, authorize, authorize_right};
+pub use cache::{CacheStats, TokenCache};
+pub use capability::{Capability, Field, KeyScope, Rights};
+pub use codec::{
+    FieldError, MAX_BLOCKS, MAX_KEY_BYTES, MAX_METHODS, MAX_NAME_BYTES, MAX_TOKEN_BYTES,
 };
-pub use codec::{DecodeError, FieldError, MAX_KEY_BYTES, MAX_METHODS, MAX_NAME_BYTES};
+pub use error::{AuthError, DecodeError, VerifyError};
 pub use id::ParseIdError;
 pub use keys::{IssuerKey, KeyError, KeyId, PublicKey, TrustedKeys};
-pub use token::{MAX_TEXT_BYTES, Token, TokenError};
-pub use verify::{
-    NoRevocations, RevocationId, Revocations, Verified, VerifyError, verify, verify_presented,
-};
-
-/// Most blocks a token may have; longer tokens are rejected before any signature work.
-pub const MAX_BLOCKS: usize = 8;
-/// Largest binary token, in bytes; larger tokens are rejected before any signature work.
-pub const MAX_TOKEN_BYTES: usize = 4096;
-/// Prefix of the text form; the digit is the format version.
-pub const TEXT_PREFIX: &str = "lk1.";
-
-/// The operating system's CSPRNG, for the convenience constructors.
-fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}
+pub use revocation::{NoRevocations, RevocationId, Revocations};
+pub use token::{MAX_TEXT_BYTES, TEXT_PREFIX, Token, TokenError};
+pub use verify::{Verified, verify, verify_presented};

@@ -15,12 +15,15 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::capability::{Capability, Field};
 use crate::chain::{block_message, revocation_id, seal_message};
 use crate::codec::{
-    FieldError, Layout, RawProof, decode_payload, decode_token, encode_payload, encode_token,
+    FieldError, Layout, MAX_BLOCKS, MAX_TOKEN_BYTES, RawBlock, RawProof, decode_payload,
+    decode_token, encode_payload, encode_token,
 };
-use crate::keys::{IssuerKey, KeyId};
-use crate::verify::{RevocationId, VerifyError};
-use crate::{MAX_BLOCKS, MAX_TOKEN_BYTES, TEXT_PREFIX};
+use crate::error::VerifyError;
+use crate::keys::{IssuerKey, KeyId, os_rng};
+use crate::revocation::RevocationId;
 
+/// Prefix of the text form; the digit is the format version.
+pub const TEXT_PREFIX: &str = "lk1.";
 /// Longest text form: the prefix plus base64 of [`MAX_TOKEN_BYTES`].
 pub const MAX_TEXT_BYTES: usize = TEXT_PREFIX.len() + MAX_TOKEN_BYTES.div_ceil(3) * 4;
 
@@ -71,7 +74,7 @@ impl Drop for Token {
 impl Token {
     /// Mints a token with one authority block, signed by `issuer`.
     pub fn mint(issuer: &IssuerKey, capability: &Capability) -> Result<Token, TokenError> {
-        Self::mint_with_rng(issuer, capability, &mut crate::os_rng())
+        Self::mint_with_rng(issuer, capability, &mut os_rng())
     }
 
     /// [`Token::mint`] with an explicit RNG for the fresh block key.
@@ -93,7 +96,7 @@ impl Token {
     /// Appends a block that narrows this token. Works offline, without any trusted key; fails if
     /// the block would widen any field, if the token is sealed, or if limits would be exceeded.
     pub fn attenuate(&self, capability: &Capability) -> Result<Token, TokenError> {
-        self.attenuate_with_rng(capability, &mut crate::os_rng())
+        self.attenuate_with_rng(capability, &mut os_rng())
     }
 
     /// [`Token::attenuate`] with an explicit RNG for the fresh block key.
@@ -258,7 +261,7 @@ impl Token {
 /// Signs a new block continuing `blocks` (empty: a new authority block) and returns the token.
 fn append<R: CryptoRng + ?Sized>(
     key_id: KeyId,
-    blocks: &[crate::codec::RawBlock<'_>],
+    blocks: &[RawBlock<'_>],
     signer: &SigningKey,
     previous_signature: Option<&[u8; 64]>,
     capability: &Capability,

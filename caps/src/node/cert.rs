@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::NodeAuthError;
 use crate::keys::{IssuerKey, KeyId, PublicKey, TrustedKeys};
-use crate::verify::{RevocationId, Revocations};
+use crate::revocation::{RevocationId, Revocations};
 
 /// Prefix of a certificate's text form.
 pub const CERT_TEXT_PREFIX: &str = "lkc1.";

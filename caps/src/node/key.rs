@@ -9,7 +9,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::request::SignedRequest;
-use crate::keys::{KeyError, PublicKey, decode_32};
+use crate::keys::{KeyError, PublicKey, decode_32, os_rng};
 
 const NODE_TEXT_PREFIX: &str = "lk-node-v1:";
 
@@ -22,7 +22,7 @@ pub struct NodeKey {
 impl NodeKey {
     /// A fresh key from the operating system's random number generator.
     pub fn generate() -> Self {
-        Self::generate_with_rng(&mut crate::os_rng())
+        Self::generate_with_rng(&mut os_rng())
     }
 
     /// A fresh key from the given cryptographic RNG (deterministic simulations and tests).

@@ -14,17 +14,28 @@
 //! nothing twice (its nonce).
 //!
 //! Pure like the rest of the crate: time and trust are arguments.
+//!
+//! Its modules in layer order, leaf first (each uses only those before it; the crate's
+//! `tests/layers.rs` checks it): `error` → `request` → `key` → `cert` → `verifier`.
 
-mod cert;
+// In layer order, leaf first (a `//` line over each `mod` keeps rustfmt from sorting them).
+// `NodeAuthError`.
 mod error;
-mod key;
+// `SignedRequest`, its header form, `ReplayGuard`.
 mod request;
+// `NodeKey`: a node's own key, which signs requests.
+mod key;
+// `NodeCertificate`: "node `id` holds key `k` until `t`".
+mod cert;
+// `NodeVerifier`: one recipient's check of a signed request.
 mod verifier;
 
 pub use cert::{CERT_TEXT_PREFIX, NodeCertificate};
 pub use error::NodeAuthError;
 pub use key::NodeKey;
-pub use request::{ReplayGuard, SignatureHeader, SignedRequest, content_digest, fresh_nonce};
+pub use request::{
+    MAX_SKEW_MS, ReplayGuard, SignatureHeader, SignedRequest, content_digest, fresh_nonce,
+};
 pub use verifier::{NodeVerifier, Presented, VerifiedNode};
 
 /// Name a node uses as the audience of requests to the control plane.
@@ -34,7 +45,3 @@ pub const CONTROL_PLANE_AUDIENCE: &str = "control-plane";
 pub fn node_audience(node_id: &str) -> String {
     format!("node:{node_id}")
 }
-
-/// Longest a signed request stays acceptable either side of the recipient's clock, in
-/// milliseconds (clock skew plus transit).
-pub const MAX_SKEW_MS: u64 = 15_000;

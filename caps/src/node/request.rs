@@ -8,12 +8,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::Signature;
 use sha2::{Digest, Sha256};
 
-use super::MAX_SKEW_MS;
 use super::error::NodeAuthError;
-use crate::keys::PublicKey;
+use crate::keys::{PublicKey, os_rng};
 
 const DOMAIN: &[u8] = b"latchkey.node-request.v1\0";
 const HEADER_VERSION: &str = "v1";
+
+/// Longest a signed request stays acceptable either side of the recipient's clock, in
+/// milliseconds (clock skew plus transit).
+pub const MAX_SKEW_MS: u64 = 15_000;
 
 /// The SHA-256 digest of a request body.
 pub fn content_digest(body: &[u8]) -> [u8; 32] {
@@ -23,7 +26,7 @@ pub fn content_digest(body: &[u8]) -> [u8; 32] {
 /// A random nonce from the operating system's generator.
 pub fn fresh_nonce() -> [u8; 16] {
     let mut nonce = [0u8; 16];
-    rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut nonce);
+    rand_core::Rng::fill_bytes(&mut os_rng(), &mut nonce);
     nonce
 }
 

@@ -11,7 +11,7 @@ use super::cert::NodeCertificate;
 use super::error::NodeAuthError;
 use super::request::{ReplayGuard, SignatureHeader, SignedRequest};
 use crate::keys::{PublicKey, TrustedKeys};
-use crate::verify::Revocations;
+use crate::revocation::Revocations;
 
 /// A request as received: the node's certificate and signature headers, and the parts of the
 /// request the signature covers.

@@ -24,15 +24,17 @@ use crate::admin::{
 };
 use crate::identity::{self, NodeCredentials, Outgoing};
 use crate::node::{
-    Activation, CertificateResponse, Changes, CommitBatchRequest, CommitBatchResponse,
-    CommitRequest, CommitResponse, EnrolRequest, EnsureActivationRequest, Fence, HeartbeatRequest,
-    HeartbeatResponse, OutcomeAck, OutcomeReport, ReadStateRequest, ReadStateResponse,
-    RegisterRequest, RegisterResponse, SelfToken, SyncSnapshot, UpgradeRequest,
+    Activation, CertificateRequest, CertificateResponse, Changes, CommitBatchRequest,
+    CommitBatchResponse, CommitRequest, CommitResponse, EnrolRequest, EnsureActivationRequest,
+    Fence, HeartbeatRequest, HeartbeatResponse, ModuleRequest, OutcomeAck, OutcomeReport,
+    ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse, SelfToken, SyncRequest,
+    SyncSnapshot, UpgradeRequest, WatchRequest,
 };
+use crate::nodeapi::{self, NodeRoute};
 use crate::path::{self, segment};
-use crate::tail::{TailBatch, TailInterest};
+use crate::tail::{TailBatch, TailInterest, TailInterestRequest};
 use crate::tls::{Connector, Trust};
-use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE, decode, encode};
+use crate::{ApiError, ErrorCode, NODE_CONTENT_TYPE};
 use latchkey_caps::node::CONTROL_PLANE_AUDIENCE;
 
 /// Why a call failed.
@@ -399,22 +401,6 @@ impl Client {
         })
     }
 
-    async fn node<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<T, ClientError> {
-        let bytes = self
-            .send(method, path, NODE_CONTENT_TYPE, body, timeout)
-            .await?;
-        decode(&bytes).map_err(|e| ClientError::Decode {
-            url: format!("{}{path}", self.base),
-            message: e.message,
-        })
-    }
-
     // ----- admin API -----
 
     /// Uploads a WASM component.
@@ -713,18 +699,60 @@ impl Client {
 
     // ----- node API -----
 
+    /// Sends `request` to its route of the node API ([`crate::nodeapi`]) for node `node_id`,
+    /// signed as this client's node, and decodes the answer. A long-poll is allowed its wait and
+    /// [`LONG_POLL_GRACE`] more; any other request the client's timeout.
+    pub async fn node<R: NodeRoute>(
+        &self,
+        node_id: &str,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        let timeout = request
+            .long_poll()
+            .map_or(self.timeout, |wait| wait + LONG_POLL_GRACE);
+        self.node_within(node_id, request, timeout).await
+    }
+
+    /// [`node`](Self::node), allowed `timeout` to answer.
+    async fn node_within<R: NodeRoute>(
+        &self,
+        node_id: &str,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let path = nodeapi::path(node_id, &request.target());
+        let bytes = self
+            .send(
+                http_method(R::METHOD),
+                &path,
+                NODE_CONTENT_TYPE,
+                request.body(),
+                timeout,
+            )
+            .await?;
+        R::decode_response(&bytes).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            message: e.message,
+        })
+    }
+
     /// Enrols a node: presents `enrolment_token` and proves possession of `credentials`' key by
     /// signing the request with it. Answers the node's first certificate.
+    ///
+    /// Not through [`node`](Self::node): the request is signed with `credentials` (not this
+    /// client's authority), binds the enrolment token's `Authorization` header, and carries no
+    /// certificate (the node has none yet). Its path, body and answer still come from the table.
     pub async fn enrol(
         &self,
         credentials: &NodeCredentials,
         enrolment_token: &str,
     ) -> Result<CertificateResponse, ClientError> {
-        let path = format!("/v1/nodes/{}/enrol", segment(credentials.node_id()));
-        let url = format!("{}{path}", self.base);
-        let body = encode(&EnrolRequest {
+        let request = EnrolRequest {
             public_key: credentials.public_key().to_string(),
-        });
+        };
+        let path = nodeapi::path(credentials.node_id(), &request.target());
+        let url = format!("{}{path}", self.base);
+        let body = request.body();
         let bearer = format!("Bearer {}", enrolment_token.trim());
         let bound =
             identity::bound_values(|name| (name == "authorization").then_some(bearer.as_bytes()));
@@ -733,15 +761,16 @@ impl Client {
             .ok()
             .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
             .unwrap_or(path);
+        let method = http_method(EnrolRequest::METHOD);
         let outgoing = Outgoing {
             audience: CONTROL_PLANE_AUDIENCE,
-            method: "POST",
+            method: method.as_str(),
             path: &path_and_query,
             body: &body,
             bound: &bound,
         };
         let mut request = Request::builder()
-            .method(Method::POST)
+            .method(&method)
             .uri(&url)
             .header(header::CONTENT_TYPE, NODE_CONTENT_TYPE)
             .header(header::AUTHORIZATION, &bearer);
@@ -773,7 +802,7 @@ impl Client {
                     &bytes,
                 )));
             }
-            decode(&bytes).map_err(|e| ClientError::Decode {
+            EnrolRequest::decode_response(&bytes).map_err(|e| ClientError::Decode {
                 url: url.clone(),
                 message: e.message,
             })
@@ -791,13 +820,7 @@ impl Client {
         &self,
         node_id: &str,
     ) -> Result<CertificateResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/certificate", segment(node_id)),
-            Vec::new(),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, &CertificateRequest).await
     }
 
     /// Registers a node (new epoch).
@@ -806,13 +829,7 @@ impl Client {
         node_id: &str,
         request: &RegisterRequest,
     ) -> Result<RegisterResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/register", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Heartbeats, with a timeout (a late answer is useless to lease logic).
@@ -822,13 +839,7 @@ impl Client {
         request: &HeartbeatRequest,
         timeout: Duration,
     ) -> Result<HeartbeatResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/heartbeat", segment(node_id)),
-            encode(request),
-            timeout,
-        )
-        .await
+        self.node_within(node_id, request, timeout).await
     }
 
     /// Finds or places an actor's activation.
@@ -837,13 +848,7 @@ impl Client {
         node_id: &str,
         request: &EnsureActivationRequest,
     ) -> Result<Activation, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/activations", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Fenced state read.
@@ -852,13 +857,7 @@ impl Client {
         node_id: &str,
         request: &ReadStateRequest,
     ) -> Result<ReadStateResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/state/read", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Fenced state commit.
@@ -867,13 +866,7 @@ impl Client {
         node_id: &str,
         request: &CommitRequest,
     ) -> Result<CommitResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/state/commit", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Several activations' fenced state commits in one request (one transaction).
@@ -882,13 +875,7 @@ impl Client {
         node_id: &str,
         request: &CommitBatchRequest,
     ) -> Result<CommitBatchResponse, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/state/commit-batch", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Switches an activation to a new version (with its upgrade hook's writes).
@@ -897,13 +884,7 @@ impl Client {
         node_id: &str,
         request: &UpgradeRequest,
     ) -> Result<Activation, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/activations/upgrade", segment(node_id)),
-            encode(request),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, request).await
     }
 
     /// Reports call outcomes per version.
@@ -912,24 +893,12 @@ impl Client {
         node_id: &str,
         report: &OutcomeReport,
     ) -> Result<OutcomeAck, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/outcomes", segment(node_id)),
-            encode(report),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, report).await
     }
 
     /// A capability for the actor an activation holds.
     pub async fn self_token(&self, node_id: &str, fence: &Fence) -> Result<SelfToken, ClientError> {
-        self.node(
-            Method::POST,
-            &format!("/v1/nodes/{}/self-token", segment(node_id)),
-            encode(fence),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, fence).await
     }
 
     /// A module's bytes.
@@ -938,29 +907,15 @@ impl Client {
         node_id: &str,
         content_id: &str,
     ) -> Result<Bytes, ClientError> {
-        self.send(
-            Method::GET,
-            &format!(
-                "/v1/nodes/{}/modules/{}",
-                segment(node_id),
-                segment(content_id)
-            ),
-            NODE_CONTENT_TYPE,
-            Vec::new(),
-            self.timeout,
-        )
-        .await
+        let request = ModuleRequest {
+            content_id: content_id.to_owned(),
+        };
+        self.node(node_id, &request).await.map(Bytes::from)
     }
 
     /// Everything a node follows.
     pub async fn sync(&self, node_id: &str) -> Result<SyncSnapshot, ClientError> {
-        self.node(
-            Method::GET,
-            &format!("/v1/nodes/{}/sync", segment(node_id)),
-            Vec::new(),
-            self.timeout,
-        )
-        .await
+        self.node(node_id, &SyncRequest).await
     }
 
     /// Changes after `cursor`, waiting up to `wait` for some.
@@ -970,27 +925,7 @@ impl Client {
         cursor: &str,
         wait: Duration,
     ) -> Result<Changes, ClientError> {
-        self.long_poll(
-            &format!("/v1/nodes/{}/watch?after={cursor}", segment(node_id)),
-            wait,
-        )
-        .await
-    }
-
-    /// `GET path&wait_ms=…` of the node API, allowed `wait` and 5 s more to answer.
-    async fn long_poll<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        wait: Duration,
-    ) -> Result<T, ClientError> {
-        let path = format!("{path}&wait_ms={}", wait.as_millis());
-        self.node(
-            Method::GET,
-            &path,
-            Vec::new(),
-            wait + Duration::from_secs(5),
-        )
-        .await
+        self.node(node_id, &WatchRequest::new(cursor, wait)).await
     }
 
     /// Long-polls the tail sessions' filters: answered when their revision differs from
@@ -1001,24 +936,24 @@ impl Client {
         after: u64,
         wait: Duration,
     ) -> Result<TailInterest, ClientError> {
-        self.long_poll(
-            &format!("/v1/nodes/{}/tail?after={after}", segment(node_id)),
-            wait,
-        )
-        .await
+        self.node(node_id, &TailInterestRequest::new(after, wait))
+            .await
     }
 
     /// Sends tail events.
     pub async fn push_tail(&self, node_id: &str, batch: &TailBatch) -> Result<(), ClientError> {
-        self.send(
-            Method::POST,
-            &format!("/v1/nodes/{}/tail", segment(node_id)),
-            NODE_CONTENT_TYPE,
-            encode(batch),
-            self.timeout,
-        )
-        .await
-        .map(drop)
+        self.node(node_id, batch).await
+    }
+}
+
+/// What a long-poll of the node API is allowed beyond its wait to answer.
+pub const LONG_POLL_GRACE: Duration = Duration::from_secs(5);
+
+/// The `http` method of a node route.
+fn http_method(method: nodeapi::Method) -> Method {
+    match method {
+        nodeapi::Method::Get => Method::GET,
+        nodeapi::Method::Post => Method::POST,
     }
 }
 

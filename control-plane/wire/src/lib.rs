@@ -1,6 +1,7 @@
 //! The wire contract between Latchkey's edge nodes, control plane and CLI: request and response
-//! types of the node API (binary, postcard) and the admin API (JSON), error bodies, and the few
-//! pure protocol rules both sides must compute identically (lease deadlines, canary buckets).
+//! types of the node API (binary, postcard; its routes are one table, [`nodeapi`]) and the admin
+//! API (JSON), error bodies, and the few pure protocol rules both sides must compute identically
+//! (lease deadlines, canary buckets).
 //!
 //! This is the only crate the `edge-node` and `control-plane` libraries share besides `caps`;
 //! it has no I/O and no async runtime.
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod lease;
 pub mod limits;
 pub mod node;
+pub mod nodeapi;
 pub mod path;
 #[cfg(feature = "server")]
 pub mod server;
@@ -40,15 +42,17 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     postcard::from_bytes(bytes).map_err(|e| {
         ApiError::new(
             ErrorCode::BadRequest,
-            format!(
-                "malformed {} body: {e}",
-                std::any::type_name::<T>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("request")
-            ),
+            format!("malformed {} body: {e}", type_label::<T>()),
         )
     })
+}
+
+/// The last part of a type's name (what body errors name).
+fn type_label<T>() -> &'static str {
+    std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("request")
 }
 
 /// An activation generation: the 10-byte versionstamp of the control-plane transaction that

@@ -1,23 +1,8 @@
-//! The node API: what edge nodes send the control plane and get back. Bodies are postcard
-//! ([`crate::NODE_CONTENT_TYPE`]); errors are JSON [`crate::ApiError`]s. Every route is under
-//! `/v1/nodes/{node_id}/` and needs a node capability (audience `node:{node_id}`, rights
-//! `invoke` and `read-state`).
-//!
-//! | route | request | response |
-//! |---|---|---|
-//! | `POST register` | [`RegisterRequest`] | [`RegisterResponse`] |
-//! | `POST heartbeat` | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
-//! | `POST activations` | [`EnsureActivationRequest`] | [`Activation`] |
-//! | `POST state/read` | [`ReadStateRequest`] | [`ReadStateResponse`] |
-//! | `POST state/commit` | [`CommitRequest`] | [`CommitResponse`] |
-//! | `POST self-token` | [`Fence`] | [`SelfToken`] |
-//! | `POST activations/upgrade` | [`UpgradeRequest`] | [`Activation`] (new generation) |
-//! | `POST outcomes` | [`OutcomeReport`] | [`OutcomeAck`] |
-//! | `GET modules/{content_id}` | — | the component bytes |
-//! | `GET sync` | — | [`SyncSnapshot`] |
-//! | `GET watch?after={cursor}&wait_ms={ms}` | — | [`Changes`] (410 if the cursor is too old) |
-//! | `GET tail?after={revision}&wait_ms={ms}` | — | [`crate::tail::TailInterest`] |
-//! | `POST tail` | [`crate::tail::TailBatch`] | 204 |
+//! The node API's messages: what edge nodes send the control plane and get back. Bodies are
+//! postcard ([`crate::NODE_CONTENT_TYPE`]); errors are JSON [`crate::ApiError`]s. Every route is
+//! under `/v1/nodes/{node_id}/`; which request goes to which route, with which answer, is the
+//! table in [`crate::nodeapi`]. A node proves who it is by signing each request with its own key
+//! (see [`crate::identity`]); `enrol` alone takes an enrolment capability instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +19,11 @@ pub struct EnrolRequest {
     /// The node's public key (`lk-pub-v1:…`).
     pub public_key: String,
 }
+
+/// `POST /v1/nodes/{id}/certificate`: renews the node's certificate. The request is signed with
+/// the current one; it has no body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRequest;
 
 /// The answer to `enrol` and to `POST /v1/nodes/{id}/certificate` (renewal, signed with the
 /// current certificate): a fresh certificate for the node's key.
@@ -317,6 +307,18 @@ pub struct CommitBatchResponse {
 /// Position in the control plane's change feed (a versionstamp, hex).
 pub type Cursor = String;
 
+/// `GET /v1/nodes/{id}/modules/{content_id}`: a module's bytes. The content id travels in the
+/// path and the answer is the component itself (`application/wasm`), not postcard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRequest {
+    /// Content id of the module.
+    pub content_id: String,
+}
+
+/// `GET /v1/nodes/{id}/sync`: everything a node follows. No body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest;
+
 /// `GET /v1/nodes/{id}/sync`: everything a node follows, as of `cursor`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncSnapshot {
@@ -341,7 +343,28 @@ pub enum Event {
     TrustedKeys(Vec<String>),
 }
 
-/// `GET /v1/nodes/{id}/watch`: changes after a cursor.
+/// `GET /v1/nodes/{id}/watch?after={cursor}&wait_ms={ms}`: a long-poll for the changes after
+/// `after`. The request travels in the query (no body); answered [`Changes`], 410 if the cursor
+/// is too old.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchRequest {
+    /// Changes after this.
+    pub after: Cursor,
+    /// Longest the control plane waits for some (`None`: its own longest wait).
+    pub wait_ms: Option<u64>,
+}
+
+impl WatchRequest {
+    /// The changes after `after`, waiting up to `wait` for some.
+    pub fn new(after: &str, wait: std::time::Duration) -> Self {
+        WatchRequest {
+            after: after.to_owned(),
+            wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// The answer to `watch`: changes after a cursor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Changes {
     /// Events in commit order.

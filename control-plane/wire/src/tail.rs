@@ -143,9 +143,29 @@ pub struct TailEvent {
     pub kind: TailKind,
 }
 
-/// `GET /v1/nodes/{id}/tail?after={revision}&wait_ms={ms}`: the filters of every tail session.
-/// Answered at once when the revision differs from `after`, else when it changes or the wait
-/// ends. Asking with `after = R` tells the control plane the node applies revision `R`.
+/// `GET /v1/nodes/{id}/tail?after={revision}&wait_ms={ms}`: a long-poll for the filters of every
+/// tail session. The request travels in the query (no body). Answered at once when the revision
+/// differs from `after`, else when it changes or the wait ends. Asking with `after = R` tells the
+/// control plane the node applies revision `R`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailInterestRequest {
+    /// The revision the node applies (`None`: none yet).
+    pub after: Option<u64>,
+    /// Longest the control plane waits for a change (`None`: its own longest wait).
+    pub wait_ms: Option<u64>,
+}
+
+impl TailInterestRequest {
+    /// The filters once their revision is not `after`, waiting up to `wait`.
+    pub fn new(after: u64, wait: std::time::Duration) -> Self {
+        TailInterestRequest {
+            after: Some(after),
+            wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// The answer to the tail long-poll: the filters of every tail session.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TailInterest {
     /// Counts every change of the set of sessions.

@@ -36,7 +36,8 @@ fn whole(body: impl Into<Bytes>) -> Reply {
     Response::new(Either::Left(Full::new(body.into())))
 }
 
-/// Largest JSON or node-API body accepted (module uploads have their own limit).
+/// Largest JSON body accepted (module uploads have their own limit; node routes take theirs from
+/// the table, `latchkey_wire::nodeapi`).
 const MAX_BODY: usize = 2 << 20;
 
 /// Serves the admin and node APIs on `listener` with the default limits, over plain HTTP, until

@@ -11,13 +11,11 @@ use latchkey_caps::node::{NodeAuthError, NodeCertificate, Presented, VerifiedNod
 use latchkey_caps::{PublicKey, Request as Access, Rights};
 use latchkey_wire::identity::{self, CERTIFICATE, CONTENT_SHA256, SIGNATURE};
 use latchkey_wire::node::{CertificateResponse, EnrolRequest};
-use latchkey_wire::{ApiError, ErrorCode, decode};
+use latchkey_wire::nodeapi::{NodeRoute, Received};
+use latchkey_wire::{ApiError, ErrorCode};
 
 use super::{Reply, bearer, blocking, read_body};
 use crate::ControlPlane;
-
-/// Largest `enrol` body (a public key and its framing).
-const MAX_ENROL_BODY: usize = 4096;
 
 /// The audience an enrolment capability for `node_id` names.
 pub(crate) fn enrolment_audience(node_id: &str) -> String {
@@ -98,6 +96,7 @@ pub(super) async fn enrol(
     cp: Arc<ControlPlane>,
     req: Request<Incoming>,
     node_id: &str,
+    rest: &[&str],
 ) -> Result<Reply, ApiError> {
     let audience = enrolment_audience(node_id);
     identity::check_single(|name| req.headers().get_all(name).iter().count())
@@ -127,9 +126,13 @@ pub(super) async fn enrol(
         .and_then(identity::parse_content_digest)
         .map_err(|e| node_auth_error(&e))?;
     let (parts, body) = req.into_parts();
-    let body = read_body(body, MAX_ENROL_BODY).await?;
+    let body = read_body(body, EnrolRequest::MAX_BODY).await?;
     identity::check_body(&body, &digest).map_err(|e| node_auth_error(&e))?;
-    let request: EnrolRequest = decode(&body)?;
+    let request = EnrolRequest::from_wire(&Received {
+        segments: rest,
+        query: parts.uri.query(),
+        body: &body,
+    })?;
     let key: PublicKey = request
         .public_key
         .parse()
@@ -161,7 +164,7 @@ pub(super) async fn enrol(
         .certify(node_id, &key, cp.config().node_certificate_ttl)
         .map_err(|e| e.to_api())?;
     tracing::info!(node = node_id, key = %key.id(), "node enrolled");
-    Ok(super::node::reply(&CertificateResponse {
+    Ok(super::node::reply::<EnrolRequest>(CertificateResponse {
         expires_at: certificate.expires_at(),
         certificate: certificate.to_text(),
     }))

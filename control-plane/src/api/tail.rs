@@ -15,11 +15,14 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::Either;
 use hyper::body::{Body, Frame, Incoming};
 use latchkey_caps::{Capability, KeyScope, Rights};
-use latchkey_wire::tail::{KeyFilter, MAX_TAIL_BATCH, TailBatch, TailFilter, TailMessage};
-use latchkey_wire::{ApiError, ErrorCode, decode};
+use latchkey_wire::tail::{
+    KeyFilter, MAX_TAIL_BATCH, TailBatch, TailFilter, TailInterest, TailInterestRequest,
+    TailMessage,
+};
+use latchkey_wire::{ApiError, ErrorCode};
 use tokio::sync::mpsc;
 
-use super::{Reply, bearer, blocking, param, query};
+use super::{Reply, bearer, blocking, param};
 use crate::ControlPlane;
 use crate::tail::Subscription;
 
@@ -174,13 +177,12 @@ async fn forward(
 /// `GET /v1/nodes/{id}/tail?after=R&wait_ms=`: the sessions' filters once their revision is not
 /// `R` (or after the wait); asking with `after = R` records that the node applies `R`.
 pub(super) async fn interest(
-    cp: Arc<ControlPlane>,
-    req: &Request<()>,
+    cp: &ControlPlane,
     node: &str,
-) -> Result<Reply, ApiError> {
-    let after: Option<u64> = query(req, "after").and_then(|a| a.parse().ok());
-    let wait = query(req, "wait_ms")
-        .and_then(|w| w.parse().ok())
+    request: TailInterestRequest,
+) -> Result<TailInterest, ApiError> {
+    let TailInterestRequest { after, wait_ms } = request;
+    let wait = wait_ms
         .map_or(MAX_WAIT, Duration::from_millis)
         .min(MAX_WAIT);
     if let Some(after) = after {
@@ -192,20 +194,19 @@ pub(super) async fn interest(
         changes.borrow_and_update();
         let interest = cp.tail.interest();
         if after != Some(interest.revision) {
-            return Ok(super::node::reply(&interest));
+            return Ok(interest);
         }
         if tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_err()
         {
-            return Ok(super::node::reply(&interest));
+            return Ok(interest);
         }
     }
 }
 
 /// `POST /v1/nodes/{id}/tail`: a node's events.
-pub(super) fn publish(cp: &ControlPlane, body: &[u8], node: &str) -> Result<Reply, ApiError> {
-    let batch: TailBatch = decode(body)?;
+pub(super) fn publish(cp: &ControlPlane, node: &str, batch: TailBatch) -> Result<(), ApiError> {
     if batch.events.len() > MAX_TAIL_BATCH {
         return Err(ApiError::new(
             ErrorCode::TooLarge,
@@ -216,7 +217,7 @@ pub(super) fn publish(cp: &ControlPlane, body: &[u8], node: &str) -> Result<Repl
         ));
     }
     cp.tail.publish(node, batch);
-    Ok(super::no_content())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::error::CallError;
 use crate::host::{Poison, ReadCache};
 use crate::hosting::Hosting;
-use crate::instance::{Instance, Stop, instantiate};
+use crate::instance::{Instance, Stop, Stopped, instantiate};
 use crate::protocol::CommitError;
 use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::tail::{CallTag, Site};
@@ -306,7 +306,7 @@ impl Slot {
         live.begin(&hosting, caller, tag, deadline);
         let result = match live.handle(method, payload, deadline).await {
             Ok(result) => result,
-            Err((error, stop)) => {
+            Err(Stopped { error, stop }) => {
                 self.count_stop(stop);
                 self.instance = None;
                 return Err(error);
@@ -351,15 +351,12 @@ impl Slot {
         };
         let mut instance = instantiate(&hosting, &self.placement, cache, None, deadline)
             .await
-            .map_err(|(e, stop)| {
-                self.count_stop(stop);
-                e
-            })?;
+            .map_err(|stopped| self.stopped(stopped))?;
         instance.begin(&hosting, None, tag, deadline);
-        let activated = instance.on_activate(deadline).await.map_err(|(e, stop)| {
-            self.count_stop(stop);
-            e
-        })?;
+        let activated = instance
+            .on_activate(deadline)
+            .await
+            .map_err(|stopped| self.stopped(stopped))?;
         self.instance = Some(instance);
         self.gate().await?;
         let instance = self
@@ -407,6 +404,12 @@ impl Slot {
     /// (the router drops it) and the next call asks where the actor lives.
     pub(crate) fn end(&self) {
         self.load.ended.store(true, Ordering::Release);
+    }
+
+    /// Counts what stopped a guest export; the error its caller gets.
+    fn stopped(&self, Stopped { error, stop }: Stopped) -> CallError {
+        self.count_stop(stop);
+        error
     }
 
     pub(crate) fn count_stop(&self, stop: Stop) {

@@ -35,20 +35,20 @@ pub async fn guest_calls(
         deadline,
     )
     .await
-    .map_err(|(e, _)| e)?;
+    .map_err(|stopped| stopped.error)?;
     // The first call fills the read cache, as an activation's first call does.
     instance.begin(&router.hosting, None, None, deadline);
     let _ = instance
         .handle(method, &[], deadline)
         .await
-        .map_err(|(e, _)| e)?;
+        .map_err(|stopped| stopped.error)?;
     let started = std::time::Instant::now();
     for _ in 0..iterations {
         instance.begin(&router.hosting, None, None, deadline);
         let answer = instance
             .handle(method, &[], deadline)
             .await
-            .map_err(|(e, _)| e)?;
+            .map_err(|stopped| stopped.error)?;
         if answer.is_err() || instance.take_poison().is_some() {
             return Err(CallError::Internal(format!(
                 "{method} failed on the floor instance"

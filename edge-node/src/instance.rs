@@ -49,6 +49,24 @@ pub(crate) enum Stop {
     Host,
 }
 
+/// A guest export that did not return: the error its caller gets, and what stopped it.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub(crate) error: CallError,
+    pub(crate) stop: Stop,
+}
+
+impl Stopped {
+    fn new(error: CallError, stop: Stop) -> Self {
+        Stopped { error, stop }
+    }
+
+    /// Stopped by the host, not the guest (no slot, no module, a deadline).
+    fn by_host(error: CallError) -> Self {
+        Stopped::new(error, Stop::Host)
+    }
+}
+
 /// The call context a guest sees.
 fn context(placement: &Placement, caller: Option<String>) -> Context {
     Context {
@@ -67,10 +85,10 @@ pub(crate) async fn instantiate(
     cache: ReadCache,
     self_token: Option<(String, u64)>,
     deadline: Instant,
-) -> Result<Instance, (CallError, Stop)> {
+) -> Result<Instance, Stopped> {
     let pre = prepare(hosting, &placement.module_version)
         .await
-        .map_err(|e| (e, Stop::Host))?;
+        .map_err(Stopped::by_host)?;
     let actor_ctx = ActorCtx {
         hosting: Arc::clone(hosting),
         fence: placement.fence(),
@@ -140,7 +158,7 @@ impl Instance {
     pub(crate) async fn on_activate(
         &mut self,
         deadline: Instant,
-    ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
+    ) -> Result<Result<(), GuestError>, Stopped> {
         let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
         let run = handler.call_on_activate(&mut self.store, ctx);
@@ -153,7 +171,7 @@ impl Instance {
         &mut self,
         previous: &str,
         deadline: Instant,
-    ) -> Result<Result<(), GuestError>, (CallError, Stop)> {
+    ) -> Result<Result<(), GuestError>, Stopped> {
         let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
         let run = handler.call_on_upgrade(&mut self.store, ctx, previous);
@@ -167,7 +185,7 @@ impl Instance {
         method: &str,
         payload: &[u8],
         deadline: Instant,
-    ) -> Result<Result<Vec<u8>, GuestError>, (CallError, Stop)> {
+    ) -> Result<Result<Vec<u8>, GuestError>, Stopped> {
         let ctx = &self.context;
         let handler = self.actor.latchkey_actor_handler();
         let run = handler.call_handle(&mut self.store, ctx, method, payload);
@@ -239,46 +257,39 @@ fn settle<T>(
     store: &Store<HostState>,
     outcome: Option<wasmtime::Result<T>>,
     what: &str,
-) -> Result<T, (CallError, Stop)> {
+) -> Result<T, Stopped> {
     match outcome {
-        None => Err((
-            CallError::Timeout(format!(
-                "{what} did not finish before its deadline; its writes were discarded"
-            )),
-            Stop::Host,
-        )),
+        None => Err(Stopped::by_host(CallError::Timeout(format!(
+            "{what} did not finish before its deadline; its writes were discarded"
+        )))),
         Some(Err(e)) => Err(classify(store, &e, what)),
         Some(Ok(result)) => Ok(result),
     }
 }
 
 /// Names what stopped a guest call: the CPU limit, the memory limit, a trap, or the host.
-pub(crate) fn classify(
-    store: &Store<HostState>,
-    error: &wasmtime::Error,
-    what: &str,
-) -> (CallError, Stop) {
+pub(crate) fn classify(store: &Store<HostState>, error: &wasmtime::Error, what: &str) -> Stopped {
     let data = store.data();
     if data.cpu.exceeded {
         let message = format!(
             "{what} exceeded the CPU time limit; its writes were discarded and the instance reset"
         );
-        return (CallError::LimitExceeded(message), Stop::Cpu);
+        return Stopped::new(CallError::LimitExceeded(message), Stop::Cpu);
     }
     if data.limits.hit {
         let message = format!(
             "{what} exceeded the memory limit; its writes were discarded and the instance reset"
         );
-        return (CallError::LimitExceeded(message), Stop::Memory);
+        return Stopped::new(CallError::LimitExceeded(message), Stop::Memory);
     }
     let Some(trap) = error.downcast_ref::<wasmtime::Trap>() else {
         // Not the guest's doing: the host could not run it (e.g. every pooled slot is in use).
         let message = format!("{what} could not run on this node: {error:#}; retry");
-        return (CallError::Unavailable(message), Stop::Host);
+        return Stopped::by_host(CallError::Unavailable(message));
     };
     let message = match &data.actor.last_error {
         Some(logged) => format!("{what}: {trap} (the actor logged: {logged})"),
         None => format!("{what}: {trap}"),
     };
-    (CallError::Trapped(message), Stop::Trap)
+    Stopped::new(CallError::Trapped(message), Stop::Trap)
 }

@@ -18,7 +18,8 @@ use crate::activation::{Load, Slot, guest_message, poke};
 use crate::deployments::Target;
 use crate::error::CallError;
 use crate::host::{Poison, ReadCache};
-use crate::instance::{Instance, Stop, instantiate};
+use crate::instance::{Instance, Stop, Stopped, instantiate};
+use crate::runtime::bindings::exports::latchkey::actor::handler::Error as GuestError;
 use crate::tail::Site;
 
 /// Switches run at once on a node: enough to keep the control plane busy, few enough that each
@@ -104,6 +105,36 @@ enum Switched {
     Retry,
 }
 
+/// Why the new version's `on-upgrade` did not succeed.
+#[derive(Debug, PartialEq, Eq)]
+struct HookFailure {
+    reason: String,
+    /// The outcome was not the guest's doing (the control plane or the host failed): try again
+    /// before the next call rather than count it against the new version.
+    retry: bool,
+}
+
+impl HookFailure {
+    /// What the hook's result and the call's poison (a failed or fenced read) say.
+    fn of(
+        hook: Result<Result<(), GuestError>, Stopped>,
+        poison: Option<Poison>,
+    ) -> Option<HookFailure> {
+        let (reason, retry) = match (hook, poison) {
+            (_, Some(Poison { reason, .. })) => {
+                (format!("{reason}; the switch was not committed"), true)
+            }
+            (Err(Stopped { error, stop }), None) => {
+                let retry = stop == Stop::Host && !matches!(error, CallError::Timeout(_));
+                (error.to_string(), retry)
+            }
+            (Ok(Err(e)), None) => (format!("on-upgrade failed: {}", guest_message(&e)), false),
+            (Ok(Ok(())), None) => return None,
+        };
+        Some(HookFailure { reason, retry })
+    }
+}
+
 impl Slot {
     /// Switches to the deployment's version for this key if the deployment changed since the
     /// last check and names another version. Called between calls only.
@@ -164,7 +195,7 @@ impl Slot {
             .unwrap_or_default();
         let mut fresh = match instantiate(&hosting, &next, cache, None, deadline).await {
             Ok(fresh) => fresh,
-            Err((error, stop)) => {
+            Err(Stopped { error, stop }) => {
                 tracing::warn!(actor = %self.name(), version = target, %error, "cannot instantiate the new version; staying on {previous}");
                 return self.failed(target, stop);
             }
@@ -175,30 +206,17 @@ impl Slot {
         let hook = fresh.on_upgrade(&previous, deadline).await;
         let poison = fresh.take_poison();
         let fenced = poison.as_ref().is_some_and(|p| p.fenced);
-        // (why, whether to try again before the next call)
-        let error = match (hook, poison) {
-            (_, Some(Poison { reason, .. })) => {
-                Some((format!("{reason}; the switch was not committed"), true))
-            }
-            (Err((error, stop)), None) => {
-                let retry = stop == Stop::Host && !matches!(error, CallError::Timeout(_));
-                Some((error.to_string(), retry))
-            }
-            (Ok(Err(e)), None) => {
-                Some((format!("on-upgrade failed: {}", guest_message(&e)), false))
-            }
-            (Ok(Ok(())), None) => None,
-        };
+        let failure = HookFailure::of(hook, poison);
         if let Some(tag) = &tag {
-            let failed = error
+            let failed = failure
                 .as_ref()
-                .map(|(reason, _)| (ErrorCode::ActorFailed, reason.clone()));
+                .map(|f| (ErrorCode::ActorFailed, f.reason.clone()));
             let took = started.elapsed();
             hosting
                 .tail
                 .outcome(&next.actor_type, &next.key, tag, failed, took);
         }
-        if let Some((reason, retry)) = error {
+        if let Some(HookFailure { reason, retry }) = failure {
             self.give_back(fresh);
             if fenced {
                 self.lost();
@@ -256,7 +274,7 @@ impl Slot {
         );
         live.begin(&hosting, None, tag, deadline);
         match live.on_activate(deadline).await {
-            Err((error, stop)) => {
+            Err(Stopped { error, stop }) => {
                 self.count_stop(stop);
                 self.instance = None;
                 tracing::warn!(actor = %self.name(), %error, "on-activate failed after the switch");
@@ -334,6 +352,32 @@ mod tests {
             woken: Arc::default(),
             alive,
         }
+    }
+
+    fn stopped(error: CallError, stop: Stop) -> Result<Result<(), GuestError>, Stopped> {
+        Err(Stopped { error, stop })
+    }
+
+    #[test]
+    fn a_hook_that_failed_by_no_fault_of_its_own_is_tried_again() {
+        let retry = |hook, poison| HookFailure::of(hook, poison).map(|f| f.retry);
+        assert_eq!(retry(Ok(Ok(())), None), None, "the hook succeeded");
+        let poison = Poison {
+            reason: "reading storage failed".into(),
+            fenced: false,
+        };
+        assert_eq!(retry(Ok(Ok(())), Some(poison)), Some(true));
+        let no_slot = CallError::Unavailable("no slot".into());
+        assert_eq!(retry(stopped(no_slot, Stop::Host), None), Some(true));
+        // Its own doing: counted against the new version, not tried again.
+        let slow = CallError::Timeout("late".into());
+        assert_eq!(retry(stopped(slow, Stop::Host), None), Some(false));
+        let trap = CallError::Trapped("unreachable".into());
+        assert_eq!(retry(stopped(trap, Stop::Trap), None), Some(false));
+        let refused = Ok(Err(GuestError::Failed("no".into())));
+        let failure = HookFailure::of(refused, None).expect("a failure");
+        assert_eq!(failure.reason, "on-upgrade failed: no");
+        assert!(!failure.retry);
     }
 
     #[test]

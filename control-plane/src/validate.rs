@@ -10,7 +10,7 @@ use wasmparser::{Parser, Validator, WasmFeatures};
 use wit_component::DecodedWasm;
 use wit_parser::{
     Function, FunctionKind, Handle, Interface, InterfaceId, PackageId, PackageName, Resolve, Type,
-    TypeDefKind, WorldItem, WorldKey,
+    TypeDefKind, World, WorldId, WorldItem, WorldKey,
 };
 
 /// The actor contract, as the actor SDK publishes it.
@@ -133,45 +133,8 @@ pub enum InvalidModule {
 
 /// Checks that `bytes` are a WASM component edge nodes can run as an actor, and summarises it.
 pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModule> {
-    // What wasmtime 48 enables by default (with the `gc`, `threads`, `component-model` and
-    // `component-model-async` crate features).
-    let features = WasmFeatures::WASM3 | WasmFeatures::COMPONENT_MODEL | WasmFeatures::CM_ASYNC;
-    if Parser::is_core_wasm(bytes) {
-        return Err(InvalidModule::CoreModule);
-    }
-    Validator::new_with_features(features)
-        .validate_all(bytes)
-        .map_err(|e| {
-            if Parser::is_component(bytes) {
-                InvalidModule::Invalid {
-                    reason: e.to_string(),
-                }
-            } else {
-                let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-                InvalidModule::NotWasm {
-                    reason: format!(
-                        "it does not start with the WebAssembly header `00 61 73 6d` (it starts with `{}`)",
-                        head.join(" ")
-                    ),
-                }
-            }
-        })?;
-    // The decoder runs only on validated input, but it is third-party code on untrusted bytes:
-    // a panic in it must reject the upload, not take the control plane down.
-    let decoded = std::panic::catch_unwind(|| wit_component::decode(bytes)).map_err(|_| {
-        InvalidModule::Undecodable {
-            reason: "the decoder failed unexpectedly".into(),
-        }
-    })?;
-    let (resolve, world) = match decoded {
-        Ok(DecodedWasm::Component(resolve, world)) => (resolve, world),
-        Ok(DecodedWasm::WitPackage(..)) => return Err(InvalidModule::WitPackage),
-        Err(e) => {
-            return Err(InvalidModule::Undecodable {
-                reason: format!("{e:#}"),
-            });
-        }
-    };
+    check_wasm(bytes)?;
+    let (resolve, world) = decode(bytes)?;
     let world = &resolve.worlds[world];
     let key_name = |key: &WorldKey| match key {
         WorldKey::Name(name) => name.clone(),
@@ -179,14 +142,76 @@ pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModul
     };
     let exports: Vec<String> = world.exports.keys().map(key_name).collect();
     let imports: Vec<String> = world.imports.keys().map(key_name).collect();
+    check_handler(&resolve, world, &exports)?;
+    check_imports(&resolve, world, &imports)?;
+    Ok(ComponentSummary { exports, imports })
+}
 
+/// Valid WebAssembly, as a component, with the features wasmtime enables.
+fn check_wasm(bytes: &[u8]) -> Result<(), InvalidModule> {
+    // What wasmtime 48 enables by default (with the `gc`, `threads`, `component-model` and
+    // `component-model-async` crate features).
+    let features = WasmFeatures::WASM3 | WasmFeatures::COMPONENT_MODEL | WasmFeatures::CM_ASYNC;
+    if Parser::is_core_wasm(bytes) {
+        return Err(InvalidModule::CoreModule);
+    }
+    let Err(e) = Validator::new_with_features(features).validate_all(bytes) else {
+        return Ok(());
+    };
+    if Parser::is_component(bytes) {
+        return Err(InvalidModule::Invalid {
+            reason: e.to_string(),
+        });
+    }
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(InvalidModule::NotWasm {
+        reason: format!(
+            "it does not start with the WebAssembly header `00 61 73 6d` (it starts with `{}`)",
+            head.join(" ")
+        ),
+    })
+}
+
+/// The component's world, decoded from validated bytes.
+fn decode(bytes: &[u8]) -> Result<(Resolve, WorldId), InvalidModule> {
+    // The decoder runs only on validated input, but it is third-party code on untrusted bytes:
+    // a panic in it must reject the upload, not take the control plane down.
+    let decoded = std::panic::catch_unwind(|| wit_component::decode(bytes)).map_err(|_| {
+        InvalidModule::Undecodable {
+            reason: "the decoder failed unexpectedly".into(),
+        }
+    })?;
+    match decoded {
+        Ok(DecodedWasm::Component(resolve, world)) => Ok((resolve, world)),
+        Ok(DecodedWasm::WitPackage(..)) => Err(InvalidModule::WitPackage),
+        Err(e) => Err(InvalidModule::Undecodable {
+            reason: format!("{e:#}"),
+        }),
+    }
+}
+
+/// The actor interface `name` of the reference `actor.wit`.
+fn reference_interface(name: &str) -> &'static Interface {
     let (reference, actor_pkg) = &*REFERENCE;
-    let reference_interface =
-        |name: &str| &reference.interfaces[reference.packages[*actor_pkg].interfaces[name]];
-    let Some(handler) = world.exports.iter().find_map(|(key, _)| match key {
-        WorldKey::Interface(id) if key_name(key) == HANDLER_EXPORT => Some(*id),
-        _ => None,
-    }) else {
+    &reference.interfaces[reference.packages[*actor_pkg].interfaces[name]]
+}
+
+/// The world exports the handler interface (named `exports` lists), with every function of
+/// the reference one, of the same types.
+fn check_handler(
+    resolve: &Resolve,
+    world: &World,
+    exports: &[String],
+) -> Result<(), InvalidModule> {
+    let handler = world
+        .exports
+        .keys()
+        .zip(exports)
+        .find_map(|(key, name)| match key {
+            WorldKey::Interface(id) if name == HANDLER_EXPORT => Some(*id),
+            _ => None,
+        });
+    let Some(handler) = handler else {
         let exports = if exports.is_empty() {
             "nothing".into()
         } else {
@@ -206,10 +231,19 @@ pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModul
             function: function.clone(),
         });
     }
-    check_interface(reference, want, &resolve, got, HANDLER_EXPORT)?;
+    check_interface(&REFERENCE.0, want, resolve, got, HANDLER_EXPORT)
+}
 
+/// Every import (named `imports`) is an actor interface of the reference, with its types, or a
+/// WASI 0.2 interface edge nodes link.
+fn check_imports(
+    resolve: &Resolve,
+    world: &World,
+    imports: &[String],
+) -> Result<(), InvalidModule> {
+    let (reference, actor_pkg) = &*REFERENCE;
     let actor_pkg = &reference.packages[*actor_pkg].name;
-    for ((key, item), name) in world.imports.iter().zip(&imports) {
+    for ((key, item), name) in world.imports.iter().zip(imports) {
         let reason = match (key, item) {
             (_, WorldItem::Function(_)) => {
                 "component-level function imports are not supported; import an interface"
@@ -222,7 +256,7 @@ pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModul
                 let iface_name = iface.name.as_deref().unwrap_or_default();
                 if pkg == Some(actor_pkg) && ACTOR_IMPORTS.contains(&iface_name) {
                     let want = reference_interface(iface_name);
-                    check_interface(reference, want, &resolve, iface, name)?;
+                    check_interface(reference, want, resolve, iface, name)?;
                     continue;
                 }
                 if pkg.is_some_and(|pkg| is_provided_wasi(pkg, iface_name)) {
@@ -231,13 +265,12 @@ pub fn validate_component(bytes: &[u8]) -> Result<ComponentSummary, InvalidModul
                 PROVIDED
             }
         };
-        let import = name.clone();
         return Err(InvalidModule::UnsupportedImport {
-            import,
+            import: name.clone(),
             reason: reason.into(),
         });
     }
-    Ok(ComponentSummary { exports, imports })
+    Ok(())
 }
 
 /// `namespace:package/interface@version`, tolerating the parts a decoded resolve might lack.

@@ -11,15 +11,35 @@ use latchkey_wire::admin::{
     RegionRequest, RevokeRequest, RollbackPolicy, RotateResponse,
 };
 use latchkey_wire::{ApiError, ErrorCode, canary};
+use serde::Serialize;
 
 use super::{
     Reply, authorize, bearer, blocking, json, method_not_allowed, no_content, not_found, param,
     parse_json, query, read_body,
 };
-use crate::ControlPlane;
 use crate::authority::unix_now;
+use crate::error::RegistryError;
 use crate::registry::deployments::DeployOp;
+use crate::{ControlPlane, Registry};
 
+/// The resources of the admin API (a path under one that no route matches is `405`).
+const RESOURCES: [&str; 10] = [
+    "modules",
+    "deployments",
+    "nodes",
+    "activations",
+    "tokens",
+    "revocations",
+    "keys",
+    "regions",
+    "clock",
+    "tail",
+];
+
+/// What a resource's routes answered; `None`: none of them matches.
+type Routed = Option<Result<Reply, ApiError>>;
+
+/// The admin routes, by resource.
 pub(super) async fn handle(
     cp: Arc<ControlPlane>,
     req: Request<Incoming>,
@@ -27,174 +47,241 @@ pub(super) async fn handle(
 ) -> Result<Reply, ApiError> {
     let method = req.method().clone();
     let full = req.uri().path().to_owned();
-    match (&method, path) {
-        (&Method::POST, ["modules"]) => super::modules::upload(cp, req).await,
-        (&Method::GET, ["modules"]) => super::modules::list(cp, req).await,
-        (&Method::GET, ["modules", id]) => super::modules::get(cp, req, id).await,
-        (&Method::DELETE, ["modules", id]) => super::modules::delete(cp, req, id).await,
-        (&Method::GET, ["deployments"]) => {
-            authorize(&cp, &req, &Access::new(Rights::DEPLOY))?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.deployments()).await?,
-            ))
+    let get = method == Method::GET;
+    let routed = match path {
+        ["modules", rest @ ..] => modules(cp, req, &method, rest).await,
+        ["deployments", rest @ ..] => deployments(cp, req, &method, rest).await,
+        ["regions", rest @ ..] => regions(cp, req, &method, rest).await,
+        ["nodes", rest @ ..] => nodes(cp, req, &method, rest).await,
+        ["revocations", rest @ ..] => revocations(cp, req, &method, rest).await,
+        ["keys", rest @ ..] => keys(cp, req, &method, rest).await,
+        ["activations"] if get => Some(activations(cp, req).await),
+        ["tokens"] if method == Method::POST => Some(mint(cp, req).await),
+        ["clock"] if get => Some(clock(cp, req).await),
+        _ => None,
+    };
+    match routed {
+        Some(reply) => reply,
+        None if path.first().is_some_and(|p| RESOURCES.contains(p)) => {
+            Err(method_not_allowed(&method, &full))
         }
-        (&Method::GET, ["deployments", actor_type]) => {
-            authorize(
-                &cp,
-                &req,
-                &Access::new(Rights::DEPLOY).on_actor_type(actor_type),
-            )?;
-            let (registry, t) = (Arc::clone(&cp.registry), actor_type.to_string());
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.deployment(&t, 100)).await?,
-            ))
+        None => Err(not_found(&full)),
+    }
+}
+
+/// Answers with what `f` reads from the registry (on a blocking thread), as JSON.
+async fn answer<T: Serialize + Send + 'static>(
+    cp: &ControlPlane,
+    f: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<Reply, ApiError> {
+    let registry = Arc::clone(&cp.registry);
+    Ok(json(StatusCode::OK, &blocking(move || f(&registry)).await?))
+}
+
+/// Checks that the token grants `access`, then [`answer`]s.
+async fn read<T: Serialize + Send + 'static>(
+    cp: &ControlPlane,
+    req: &Request<Incoming>,
+    access: &Access<'_>,
+    f: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<Reply, ApiError> {
+    authorize(cp, req, access)?;
+    answer(cp, f).await
+}
+
+async fn modules(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    Some(match (method, rest) {
+        (&Method::POST, []) => super::modules::upload(cp, req).await,
+        (&Method::GET, []) => super::modules::list(cp, req).await,
+        (&Method::GET, [id]) => super::modules::get(cp, req, id).await,
+        (&Method::DELETE, [id]) => super::modules::delete(cp, req, id).await,
+        _ => return None,
+    })
+}
+
+async fn deployments(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    let deploy = Access::new(Rights::DEPLOY);
+    Some(match (method, rest) {
+        (&Method::GET, []) => read(&cp, &req, &deploy, |r| r.deployments()).await,
+        (&Method::GET, [actor_type]) => {
+            let (access, t) = (deploy.on_actor_type(actor_type), actor_type.to_string());
+            read(&cp, &req, &access, move |r| r.deployment(&t, 100)).await
         }
-        (&Method::POST, ["deployments", actor_type, rest @ ..]) => {
+        (&Method::POST, [actor_type, rest @ ..]) => {
             deployment_change(cp, req, actor_type, rest).await
         }
-        (&Method::PUT, ["deployments", actor_type, "policy"]) => {
+        (&Method::PUT, [actor_type, "policy"]) => {
             deployment_change(cp, req, actor_type, &["policy"]).await
         }
-        (&Method::DELETE, ["deployments", actor_type]) => {
+        (&Method::DELETE, [actor_type]) => {
             deployment_change(cp, req, actor_type, &["remove"]).await
         }
-        (&Method::GET, ["regions"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.regions()).await?,
-            ))
-        }
-        (&Method::GET, ["regions", name]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.region(&name)).await?,
-            ))
-        }
-        (&Method::PUT, ["regions", name]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let body = read_body(req.into_body(), super::MAX_BODY).await?;
-            let request: RegionRequest = parse_json(if body.is_empty() { b"{}" } else { &body })?;
-            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.put_region(&name, &request)).await?,
-            ))
-        }
-        (&Method::DELETE, ["regions", name]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let (registry, name) = (Arc::clone(&cp.registry), name.to_string());
-            blocking(move || registry.delete_region(&name)).await?;
-            Ok(no_content())
-        }
-        (&Method::GET, ["nodes"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.nodes()).await?,
-            ))
-        }
-        (&Method::POST, ["nodes", id, "enrolment"]) => enrolment(cp, req, id).await,
-        (&Method::DELETE, ["nodes", id, "identity"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let (registry, id) = (Arc::clone(&cp.registry), id.to_string());
-            let info = blocking(move || registry.remove_node_identity(&id, None)).await?;
-            cp.authority
-                .refresh_revocations(&cp.registry)
-                .map_err(|e| e.to_api())?;
-            cp.feed_changed();
-            Ok(json(StatusCode::OK, &info))
-        }
-        (&Method::POST, ["nodes", _, "token"]) => Err(ApiError::new(
+        _ => return None,
+    })
+}
+
+async fn regions(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    let admin = Access::new(Rights::ADMIN);
+    let name = rest.first().map(|n| (*n).to_owned()).unwrap_or_default();
+    Some(match (method, rest) {
+        (&Method::GET, []) => read(&cp, &req, &admin, |r| r.regions()).await,
+        (&Method::GET, [_]) => read(&cp, &req, &admin, move |r| r.region(&name)).await,
+        (&Method::PUT, [_]) => put_region(cp, req, name).await,
+        (&Method::DELETE, [_]) => delete_region(cp, req, name).await,
+        _ => return None,
+    })
+}
+
+async fn put_region(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    name: String,
+) -> Result<Reply, ApiError> {
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let body = read_body(req.into_body(), super::MAX_BODY).await?;
+    let request: RegionRequest = parse_json(if body.is_empty() { b"{}" } else { &body })?;
+    answer(&cp, move |r| r.put_region(&name, &request)).await
+}
+
+async fn delete_region(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    name: String,
+) -> Result<Reply, ApiError> {
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let registry = Arc::clone(&cp.registry);
+    blocking(move || registry.delete_region(&name)).await?;
+    Ok(no_content())
+}
+
+/// The control plane's clock (any valid token).
+async fn clock(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    check_right(&cp, &req, Rights::empty())?;
+    answer(&cp, |r| r.clock()).await
+}
+
+async fn nodes(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    Some(match (method, rest) {
+        (&Method::GET, []) => read(&cp, &req, &Access::new(Rights::ADMIN), |r| r.nodes()).await,
+        (&Method::POST, [id, "enrolment"]) => enrolment(cp, req, id).await,
+        (&Method::DELETE, [id, "identity"]) => remove_node(cp, req, id).await,
+        (&Method::POST, [_, "token"]) => Err(ApiError::new(
             ErrorCode::Gone,
             "node tokens were replaced by node enrolment: make a single-use enrolment capability with `latchkey node-enrolment <node-id>` (POST /v1/nodes/{id}/enrolment) and give it to the node",
         )),
-        (&Method::GET, ["activations"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let actor_type = param(&req, "actor_type")?;
-            let limit = query(&req, "limit")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(1000usize);
-            let registry = Arc::clone(&cp.registry);
-            let list = blocking(move || registry.activations(actor_type.as_deref(), limit)).await?;
-            Ok(json(StatusCode::OK, &list))
+        _ => return None,
+    })
+}
+
+/// Revokes a node's key everywhere (`latchkey node-remove`).
+async fn remove_node(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let (registry, id) = (Arc::clone(&cp.registry), id.to_owned());
+    let info = blocking(move || registry.remove_node_identity(&id, None)).await?;
+    cp.authority
+        .refresh_revocations(&cp.registry)
+        .map_err(|e| e.to_api())?;
+    cp.feed_changed();
+    Ok(json(StatusCode::OK, &info))
+}
+
+async fn activations(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let actor_type = param(&req, "actor_type")?;
+    let limit = query(&req, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(1000usize);
+    answer(&cp, move |r| r.activations(actor_type.as_deref(), limit)).await
+}
+
+async fn revocations(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    let access = Access::new(Rights::REVOKE);
+    Some(match (method, rest) {
+        (&Method::POST, []) => revoke(cp, req).await,
+        (&Method::GET, []) => read(&cp, &req, &access, |r| r.revocations()).await,
+        (&Method::GET, [token_id]) => {
+            let id = (*token_id).to_owned();
+            read(&cp, &req, &access, move |r| r.revocation(&id)).await
         }
-        (&Method::POST, ["tokens"]) => mint(cp, req).await,
-        (&Method::POST, ["revocations"]) => revoke(cp, req).await,
-        (&Method::GET, ["revocations"]) => {
-            authorize(&cp, &req, &Access::new(Rights::REVOKE))?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.revocations()).await?,
-            ))
+        _ => return None,
+    })
+}
+
+async fn keys(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    method: &Method,
+    rest: &[&str],
+) -> Routed {
+    Some(match (method, rest) {
+        (&Method::GET, []) => {
+            read(&cp, &req, &Access::new(Rights::ADMIN), |r| r.issuer_keys()).await
         }
-        (&Method::GET, ["revocations", token_id]) => {
-            authorize(&cp, &req, &Access::new(Rights::REVOKE))?;
-            let (registry, id) = (Arc::clone(&cp.registry), token_id.to_string());
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.revocation(&id)).await?,
-            ))
-        }
-        (&Method::GET, ["keys"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.issuer_keys()).await?,
-            ))
-        }
-        (&Method::POST, ["keys", "rotate"]) => {
-            let caller = authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let cp2 = Arc::clone(&cp);
-            let keys = blocking(move || cp2.authority.rotate(&cp2.registry)).await?;
-            cp.feed_changed();
-            // The same capability, no wider, rooted in the new key.
-            let token = cp
-                .authority
-                .mint(caller.capability())
-                .map_err(|e| e.to_api())?;
-            Ok(json(
-                StatusCode::OK,
-                &RotateResponse {
-                    keys,
-                    token: token.to_text(),
-                },
-            ))
-        }
-        (&Method::GET, ["clock"]) => {
-            check_right(&cp, &req, Rights::empty())?;
-            let registry = Arc::clone(&cp.registry);
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || registry.clock()).await?,
-            ))
-        }
-        (&Method::POST, ["keys", key_id, "retire"]) => {
-            authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
-            let (cp2, id) = (Arc::clone(&cp), key_id.to_string());
-            let keys = blocking(move || cp2.authority.retire(&cp2.registry, &id)).await?;
-            cp.feed_changed();
-            Ok(json(StatusCode::OK, &keys))
-        }
-        (
-            _,
-            [
-                "modules" | "deployments" | "nodes" | "activations" | "tokens" | "revocations"
-                | "keys" | "regions" | "clock" | "tail",
-                ..,
-            ],
-        ) => Err(method_not_allowed(&method, &full)),
-        _ => Err(not_found(&full)),
-    }
+        (&Method::POST, ["rotate"]) => rotate_key(cp, req).await,
+        (&Method::POST, [key_id, "retire"]) => retire_key(cp, req, key_id).await,
+        _ => return None,
+    })
+}
+
+/// Rotates the issuer key; answers with the caller's capability, no wider, rooted in the new
+/// key.
+async fn rotate_key(cp: Arc<ControlPlane>, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let caller = authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let cp2 = Arc::clone(&cp);
+    let keys = blocking(move || cp2.authority.rotate(&cp2.registry)).await?;
+    cp.feed_changed();
+    let token = cp
+        .authority
+        .mint(caller.capability())
+        .map_err(|e| e.to_api())?;
+    Ok(json(
+        StatusCode::OK,
+        &RotateResponse {
+            keys,
+            token: token.to_text(),
+        },
+    ))
+}
+
+async fn retire_key(
+    cp: Arc<ControlPlane>,
+    req: Request<Incoming>,
+    key_id: &str,
+) -> Result<Reply, ApiError> {
+    authorize(&cp, &req, &Access::new(Rights::ADMIN))?;
+    let (cp2, id) = (Arc::clone(&cp), key_id.to_owned());
+    let keys = blocking(move || cp2.authority.retire(&cp2.registry, &id)).await?;
+    cp.feed_changed();
+    Ok(json(StatusCode::OK, &keys))
 }
 
 /// Verifies the request's token and checks only that it grants `right`.

@@ -9,6 +9,27 @@ use latchkey_wire::server::{ListenerArgs, ServerOptions};
 
 use crate::runtime::RuntimeConfig;
 
+/// The node's defaults: [`NodeConfig::new`], [`RuntimeConfig::default`] and the command line
+/// ([`NodeArgs`]) all take them from here.
+pub(crate) mod defaults {
+    /// Longest a call may take end to end, in milliseconds.
+    pub(crate) const CALL_TIMEOUT_MS: u64 = 30_000;
+    /// Calls waiting per actor before new ones are refused.
+    pub(crate) const MAILBOX: usize = 256;
+    /// Most activations held at once.
+    pub(crate) const MAX_ACTIVATIONS: usize = 10_000;
+    /// Seconds an idle activation is kept.
+    pub(crate) const IDLE_TIMEOUT_SECS: u64 = 300;
+    /// Largest request payload, in KiB.
+    pub(crate) const MAX_PAYLOAD_KB: usize = 1024;
+    /// Most activations' commits sent to the control plane in one request.
+    pub(crate) const MAX_COMMIT_BATCH: usize = 512;
+    /// Linear memory limit per actor instance, in MiB.
+    pub(crate) const MEMORY_LIMIT_MB: usize = 64;
+    /// CPU time a call may use, in milliseconds.
+    pub(crate) const CPU_LIMIT_MS: u64 = 2_000;
+}
+
 /// How to run an edge node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -63,12 +84,12 @@ impl NodeConfig {
             ca_file: None,
             server: ServerOptions::default(),
             runtime: RuntimeConfig::default(),
-            call_timeout: Duration::from_secs(30),
-            mailbox_size: 256,
-            max_activations: 10_000,
-            idle_timeout: Duration::from_secs(300),
-            max_payload: 1 << 20,
-            max_commit_batch: 512,
+            call_timeout: Duration::from_millis(defaults::CALL_TIMEOUT_MS),
+            mailbox_size: defaults::MAILBOX,
+            max_activations: defaults::MAX_ACTIVATIONS,
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
+            max_payload: defaults::MAX_PAYLOAD_KB << 10,
+            max_commit_batch: defaults::MAX_COMMIT_BATCH,
         }
     }
 }
@@ -115,28 +136,28 @@ pub struct NodeArgs {
     #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-node")]
     pub data_dir: PathBuf,
     /// Linear memory limit per actor instance, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::MEMORY_LIMIT_MB)]
     pub memory_limit_mb: usize,
     /// CPU time limit per call, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = defaults::CPU_LIMIT_MS)]
     pub cpu_limit_ms: u64,
     /// Wall-clock limit per call, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = defaults::CALL_TIMEOUT_MS)]
     pub call_timeout_ms: u64,
     /// Calls waiting per actor before new ones are refused.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults::MAILBOX)]
     pub mailbox: usize,
     /// Most activations held at once.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::MAX_ACTIVATIONS)]
     pub max_activations: usize,
     /// Seconds an idle activation is kept.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = defaults::IDLE_TIMEOUT_SECS)]
     pub idle_timeout_secs: u64,
     /// Largest request payload, in KiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = defaults::MAX_PAYLOAD_KB)]
     pub max_payload_kb: usize,
     /// Most activations' commits sent to the control plane in one request (1: each alone).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = defaults::MAX_COMMIT_BATCH)]
     pub max_commit_batch: usize,
 }
 
@@ -182,5 +203,37 @@ impl NodeArgs {
         config.max_payload = self.max_payload_kb << 10;
         config.max_commit_batch = self.max_commit_batch;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    /// The command line's defaults are the configuration's: a node started with no flags runs as
+    /// one built with `NodeConfig::new`.
+    #[test]
+    fn the_command_line_defaults_are_the_configuration_defaults() {
+        let args = Cli::parse_from(["edge-node", "--node-id", "n1"]).node;
+        let from_cli = args.into_config().expect("defaults are valid");
+        let built = NodeConfig::new("n1", "http://127.0.0.1:7070", "");
+        assert_eq!(from_cli.call_timeout, built.call_timeout);
+        assert_eq!(from_cli.mailbox_size, built.mailbox_size);
+        assert_eq!(from_cli.max_activations, built.max_activations);
+        assert_eq!(from_cli.idle_timeout, built.idle_timeout);
+        assert_eq!(from_cli.max_payload, built.max_payload);
+        assert_eq!(from_cli.max_commit_batch, built.max_commit_batch);
+        assert_eq!(from_cli.runtime.memory_limit, built.runtime.memory_limit);
+        assert_eq!(from_cli.runtime.cpu_limit, built.runtime.cpu_limit);
+        assert_eq!(from_cli.region, built.region);
+        assert_eq!(from_cli.control_plane, built.control_plane);
     }
 }

@@ -60,8 +60,8 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             max_instances: 10_000,
-            memory_limit: 64 << 20,
-            cpu_limit: Duration::from_secs(2),
+            memory_limit: crate::config::defaults::MEMORY_LIMIT_MB << 20,
+            cpu_limit: Duration::from_millis(crate::config::defaults::CPU_LIMIT_MS),
             tick: Duration::from_millis(10),
             cache_dir: None,
             compiler: Arc::new(InProcess),

@@ -138,6 +138,13 @@ impl Activation {
         self.load.ended.load(Ordering::Acquire)
     }
 
+    /// Holds a guest instance, or runs a call (which may be creating one).
+    pub(crate) fn holds_instance(&self) -> bool {
+        self.slot
+            .try_lock()
+            .map_or(true, |slot| slot.instance.is_some())
+    }
+
     /// Node clock (µs) of the last finished call.
     pub(crate) fn last_used(&self) -> u64 {
         self.load.last_used.load(Ordering::Acquire)

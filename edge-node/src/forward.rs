@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,7 +23,7 @@ use latchkey_wire::path::segment;
 use latchkey_wire::tls::{Connector, Trust};
 
 use crate::error::CallError;
-use crate::ports::{CallRequest, Clock};
+use crate::ports::{CallRequest, Clock, Peers};
 use crate::router::MAX_RESPONSE;
 use crate::table::Remote;
 
@@ -60,15 +61,14 @@ impl Forwarder {
             clock,
         }
     }
+}
 
-    /// Sends the call to `remote`. A connection that could not be made is `Unavailable` (the
-    /// call was not sent; the router asks the control plane again); an answer lost after the
-    /// call was sent is `OutcomeUnknown` (it may have run: never sent again).
-    pub(crate) async fn forward(
-        &self,
-        remote: &Remote,
-        call: &CallRequest,
-    ) -> Result<Bytes, CallError> {
+#[async_trait]
+impl Peers for Forwarder {
+    /// Sends the call to `remote` over HTTP. A connection that could not be made is
+    /// `Unavailable` (the call was not sent; the router asks the control plane again); an answer
+    /// lost after the call was sent is `OutcomeUnknown` (it may have run: never sent again).
+    async fn forward(&self, remote: &Remote, call: &CallRequest) -> Result<Bytes, CallError> {
         let path = format!(
             "/v1/actors/{}/{}/{}",
             segment(&call.actor_type),

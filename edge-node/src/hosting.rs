@@ -12,6 +12,7 @@ use crate::deployments::Deployments;
 use crate::lease::Lease;
 use crate::outcomes::Outcomes;
 use crate::ports::{Calls, Clock, ControlPlane};
+use crate::protocol::CommitFlaw;
 use crate::runtime::Runtime;
 use crate::tail::Tail;
 use crate::upgrade::Switching;
@@ -21,7 +22,7 @@ pub(crate) struct Hosting {
     pub(crate) cp: Arc<dyn ControlPlane>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lease: Arc<Lease>,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Arc<Runtime>,
     pub(crate) deployments: Arc<Deployments>,
     pub(crate) outcomes: Arc<Outcomes>,
     /// Followers of actors' log lines and call outcomes.
@@ -36,6 +37,8 @@ pub(crate) struct Hosting {
     pub(crate) switches: AtomicU64,
     /// Guest instances alive on this node.
     pub(crate) live_instances: Arc<AtomicUsize>,
+    /// The output gate's planted mistake, if any (`assembly::Flaws`; none in a real node).
+    pub(crate) commit_flaw: CommitFlaw,
     /// The last commit number handed out. Commits are numbered from this one counter, so every
     /// activation object this process creates for a generation numbers its commits above those
     /// of any earlier object of that generation (the control plane acknowledges a commit
@@ -48,12 +51,13 @@ pub(crate) struct Parts {
     pub(crate) cp: Arc<dyn ControlPlane>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lease: Arc<Lease>,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Arc<Runtime>,
     pub(crate) deployments: Arc<Deployments>,
     pub(crate) outcomes: Arc<Outcomes>,
     pub(crate) tail: Arc<Tail>,
     pub(crate) calls: Weak<dyn Calls>,
     pub(crate) call_timeout: Duration,
+    pub(crate) commit_flaw: CommitFlaw,
 }
 
 impl Hosting {
@@ -68,6 +72,7 @@ impl Hosting {
             tail,
             calls,
             call_timeout,
+            commit_flaw,
         } = parts;
         Hosting {
             cp,
@@ -82,6 +87,7 @@ impl Hosting {
             switching: Switching::default(),
             switches: AtomicU64::new(0),
             live_instances: Arc::default(),
+            commit_flaw,
             commit_seq: AtomicU64::new(0),
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
+use latchkey_wire::client::ClientError;
 use latchkey_wire::node::{Activation as Placement, CommitRequest};
 use tokio::time::Instant;
 use wasmtime::Store;
@@ -224,11 +225,17 @@ async fn commit(
     request: &CommitRequest,
     deadline: Instant,
 ) -> Result<(), CommitError> {
-    let mut attempts = Commit::default();
+    let mut attempts = Commit::with_flaw(hosting.commit_flaw);
     loop {
-        let e = match hosting.cp.commit(request).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
+        // An attempt waits no longer than the call may: then its outcome is unknown.
+        let sent = Instant::now();
+        let e = match tokio::time::timeout_at(deadline, hosting.cp.commit(request)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => ClientError::Timeout {
+                url: "the control plane (commit)".into(),
+                timeout: sent.elapsed(),
+            },
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         match attempts.failed(e.code(), e.is_retryable(), remaining, &e) {

@@ -7,18 +7,21 @@
 //! - `activation`, `instance`: one actor's single live instance, its mailbox, and output gating;
 //!   `upgrade`: switching a live activation to a newly deployed version; `hosting`: what
 //!   activations get from their node.
-//! - [`ports`]: the traits the node's I/O sits below (the control plane, clocks, actor calls).
+//! - [`ports`]: the traits the node's I/O sits below (the control plane, clocks, actor calls,
+//!   other nodes, membership); [`assembly`]: the node's layers built over them (the node and
+//!   the simulation both build with it); [`membership`]: registration and heartbeats.
 //! - `table`, [`Router`], `forward`: where actors are, and getting a call to them.
 //! - `deployments`, `outcomes`: the deployments this node follows, and call outcomes per
 //!   version for the control plane's rollbacks.
 //! - [`protocol`], [`route`], [`lease`]: the node's protocol decisions as pure functions and
-//!   state machines (the simulator drives the same ones); the lease; `node`: registration,
-//!   heartbeats, following the control plane.
+//!   state machines; the lease; `node`: the node's own loops (enrolment, membership, reports,
+//!   eviction), following the control plane.
 //! - [`tail`]: actors' log lines and call outcomes, sent to whoever follows (`latchkey tail`).
 //! - [`identity`]: the node's key and certificate, and the check of other nodes' signed calls.
 //! - `ingress`: the HTTP server.
 
 mod activation;
+pub mod assembly;
 pub mod auth;
 mod committer;
 pub mod compile;
@@ -35,6 +38,7 @@ pub mod identity;
 mod ingress;
 mod instance;
 pub mod lease;
+pub mod membership;
 mod node;
 mod outcomes;
 pub mod ports;

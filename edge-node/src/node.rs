@@ -14,27 +14,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use latchkey_wire::ErrorCode;
 use latchkey_wire::client::Client;
 use latchkey_wire::identity::NodeCredentials;
-use latchkey_wire::lease::LeaseSettings;
-use latchkey_wire::node::{HeartbeatRequest, OutcomeReport, RegisterRequest};
+use latchkey_wire::node::{OutcomeReport, RegisterRequest};
 use latchkey_wire::tail::TailEvent;
 use latchkey_wire::tls::Trust;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::assembly::{self, Flaws, Ports};
 use crate::auth::Auth;
 use crate::config::NodeConfig;
 use crate::deployments::Deployments;
 use crate::forward::Forwarder;
-use crate::hosting::{Hosting, Parts};
+use crate::hosting::Hosting;
 use crate::lease::Lease;
+use crate::membership::keep_lease;
 use crate::outcomes::Outcomes;
-use crate::ports::{Calls, Clock, ControlPlane, SystemClock, WireControlPlane};
-use crate::router::{Limits, Router};
+use crate::ports::{Clock, SystemClock, WireControlPlane, WireMembership};
+use crate::router::Router;
 use crate::runtime::Runtime;
-use crate::table::Table;
 use crate::tail::Tail;
 
 /// What a node must have before it serves.
@@ -109,62 +108,41 @@ fn assemble(
     let identity = Arc::new(NodeCredentials::new(&config.node_id, key));
     let cp = Client::with_trust(&config.control_plane, "", trust).as_node(Arc::clone(&identity));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let lease = Arc::new(Lease::new(Arc::clone(&clock)));
     let auth = Arc::new(Auth::new(
         &config.node_id,
         NonZeroUsize::new(10_000).expect("nonzero"),
         Arc::clone(&clock),
     ));
-    let deployments = Arc::new(Deployments::default());
-    let outcomes = Arc::new(Outcomes::default());
-    let (tail, tail_outgoing) = Tail::new();
-    let port: Arc<dyn ControlPlane> = Arc::new(WireControlPlane::new(
-        cp.clone(),
-        &config.node_id,
-        config.max_commit_batch,
-    ));
-    let router = Arc::new_cyclic(|router: &std::sync::Weak<Router>| {
-        let calls: std::sync::Weak<dyn Calls> = router.clone();
-        let hosting = Arc::new(Hosting::new(Parts {
-            cp: port,
-            clock: Arc::clone(&clock),
-            lease: Arc::clone(&lease),
-            runtime,
-            deployments: Arc::clone(&deployments),
-            outcomes: Arc::clone(&outcomes),
-            tail: Arc::clone(&tail),
-            calls,
-            call_timeout: config.call_timeout,
-        }));
-        Router::new(
+    let ports = Ports {
+        control_plane: Arc::new(WireControlPlane::new(
+            cp.clone(),
             &config.node_id,
-            Arc::clone(&auth),
-            Table::new(
-                config.max_activations,
-                NonZeroUsize::new(100_000).expect("nonzero"),
-            ),
-            Forwarder::new(trust, Arc::clone(&identity), Arc::clone(&clock)),
-            hosting,
-            Limits {
-                max_payload: config.max_payload,
-                mailbox_size: config.mailbox_size,
-            },
-        )
-    });
+            config.max_commit_batch,
+        )),
+        peers: Arc::new(Forwarder::new(
+            trust,
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        )),
+        clock: Arc::clone(&clock),
+        auth: Arc::clone(&auth),
+        runtime: Arc::new(runtime),
+    };
+    let (router, extras) = assembly::build(&config, ports, Flaws::default());
     let node = Node {
         config,
         identity,
         cp,
         clock,
         auth,
-        lease,
+        lease: Arc::clone(&router.hosting.lease),
         router,
-        deployments,
-        outcomes,
-        tail,
+        deployments: extras.deployments,
+        outcomes: extras.outcomes,
+        tail: extras.tail,
         ready: watch::channel(Readiness::default()).0,
     };
-    Ok((node, tail_outgoing))
+    Ok((node, extras.tail_outgoing))
 }
 
 /// A running edge node. Dropping it stops it (as [`EdgeNode::shutdown`] does, without waiting
@@ -195,32 +173,10 @@ impl EdgeNode {
             Trust::ca_file_or_platform(config.ca_file.as_deref()).context("loading the CA file")?;
         let (node, tail_outgoing) = assemble(config, &trust)?;
         let node = Arc::new(node);
-        let tail = Arc::clone(&node.tail);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let tasks = vec![
-            tokio::spawn(heartbeats(Arc::clone(&node))),
-            tokio::spawn(crate::identity::renew(Arc::clone(&node))),
-            tokio::spawn(crate::follow::follow(Arc::clone(&node))),
-            tokio::spawn(sweep(Arc::clone(&node))),
-            tokio::spawn(report_outcomes(Arc::clone(&node))),
-            tokio::spawn({
-                let (node, tail) = (Arc::clone(&node), Arc::clone(&tail));
-                async move {
-                    node.wait_enrolled().await;
-                    let (cp, id) = (node.cp.clone(), node.config.node_id.clone());
-                    crate::tail::follow_interest(tail, cp, id).await;
-                }
-            }),
-            tokio::spawn(crate::tail::push(
-                tail,
-                tail_outgoing,
-                node.cp.clone(),
-                node.config.node_id.clone(),
-            )),
-            tokio::spawn(crate::ingress::serve(Arc::clone(&node), listener, async {
-                let _ = stopped.await;
-            })),
-        ];
+        let tasks = spawn_loops(&node, tail_outgoing, listener, async move {
+            let _ = stopped.await;
+        });
         tracing::info!(node = %node.config.node_id, %address, control_plane = %node.config.control_plane, "edge node started");
         Ok(EdgeNode {
             node,
@@ -333,95 +289,59 @@ impl Drop for EdgeNode {
     }
 }
 
-/// Enrols (or loads a stored certificate), registers (retrying until the control plane
-/// answers), then heartbeats every interval. A changed epoch, or a lease that lapsed, drops
-/// every activation. A node that cannot enrol says why and stays unready.
+/// The node's loops, each a task of its own: membership, certificate renewal, following the
+/// control plane, eviction, outcome reports, the tail's interest and outbox, and ingress (until
+/// `stop`).
+fn spawn_loops(
+    node: &Arc<Node>,
+    tail_outgoing: mpsc::Receiver<TailEvent>,
+    listener: tokio::net::TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Vec<JoinHandle<()>> {
+    let tail = Arc::clone(&node.tail);
+    let interest = {
+        let (node, tail) = (Arc::clone(node), Arc::clone(&tail));
+        async move {
+            node.wait_enrolled().await;
+            let (cp, id) = (node.cp.clone(), node.config.node_id.clone());
+            crate::tail::follow_interest(tail, cp, id).await;
+        }
+    };
+    let outbox = crate::tail::push(
+        tail,
+        tail_outgoing,
+        node.cp.clone(),
+        node.config.node_id.clone(),
+    );
+    vec![
+        tokio::spawn(heartbeats(Arc::clone(node))),
+        tokio::spawn(crate::identity::renew(Arc::clone(node))),
+        tokio::spawn(crate::follow::follow(Arc::clone(node))),
+        tokio::spawn(sweep(Arc::clone(node))),
+        tokio::spawn(report_outcomes(Arc::clone(node))),
+        tokio::spawn(interest),
+        tokio::spawn(outbox),
+        tokio::spawn(crate::ingress::serve(Arc::clone(node), listener, stop)),
+    ]
+}
+
+/// Enrols (or loads a stored certificate), then keeps the lease ([`keep_lease`]). A node that
+/// cannot enrol says why and stays unready.
 async fn heartbeats(node: Arc<Node>) {
     if let Err(e) = crate::identity::ensure_certificate(&node).await {
         tracing::error!(error = format!("{e:#}"), "this node cannot serve");
         return;
     }
     node.set_ready(|r| r.enrolled = true);
-    let mut settings = register(&node).await;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        tokio::time::sleep(Duration::from_millis(settings.heartbeat_interval_ms)).await;
-        let sent = node.lease.now();
-        let request = HeartbeatRequest {
-            active_actors: node.router.table.local_count() as u64,
-        };
-        // The lease counts from the send, so a late answer still extends it: wait up to a third of
-        // the TTL (a slow control plane must not cost the lease by itself).
-        let ttl = Duration::from_micros(settings.ttl_versions);
-        let timeout = (ttl / 3).max(Duration::from_millis(settings.heartbeat_interval_ms));
-        match node
-            .cp
-            .heartbeat(&node.config.node_id, &request, timeout)
-            .await
-        {
-            Ok(beat) => {
-                settings = beat.settings;
-                if node.lease.apply(sent, beat.epoch, settings.ttl_versions) {
-                    let dropped = node.router.table.clear_local();
-                    tracing::warn!(
-                        epoch = beat.epoch,
-                        dropped,
-                        "the lease had lapsed: new epoch, activations dropped"
-                    );
-                }
-                node.set_ready(|r| r.eligible = beat.eligible);
-                backoff = Duration::from_millis(100);
-            }
-            Err(e) if e.code() == Some(ErrorCode::NotFound) => {
-                tracing::warn!(error = %e, "the control plane does not know this node; registering again");
-                settings = register(&node).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "heartbeat failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-        }
-        if node.lease.valid_epoch().is_none() {
-            let dropped = node.router.table.clear_local();
-            if dropped > 0 {
-                tracing::warn!(dropped, "lease may have expired: activations dropped");
-            }
-            node.set_ready(|r| r.eligible = false);
-        }
-    }
-}
-
-async fn register(node: &Node) -> LeaseSettings {
-    let request = RegisterRequest {
-        region: node.config.region.clone(),
-        address: node.config.advertise.clone().unwrap_or_default(),
+    let port = WireMembership {
+        client: node.cp.clone(),
+        node_id: node.config.node_id.clone(),
+        register: RegisterRequest {
+            region: node.config.region.clone(),
+            address: node.config.advertise.clone().unwrap_or_default(),
+        },
     };
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let sent = node.lease.now();
-        match node.cp.register(&node.config.node_id, &request).await {
-            Ok(registered) => {
-                node.lease
-                    .apply(sent, registered.epoch, registered.settings.ttl_versions);
-                node.router.table.clear_local();
-                node.set_ready(|r| {
-                    r.registered = true;
-                    r.eligible = false;
-                });
-                tracing::info!(
-                    epoch = registered.epoch,
-                    "registered with the control plane"
-                );
-                return registered.settings;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "registration failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    keep_lease(&port, &node.router, &node.ready).await;
 }
 
 /// Every second, sends the call outcomes counted per version to the control plane (which may

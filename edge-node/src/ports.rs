@@ -2,9 +2,10 @@
 //! implementation here. [`ControlPlane`] is everything an activation asks the control plane
 //! (over the wire client and the committer), [`Clock`] is every clock the node reads (the
 //! lease's monotonic time, token and certificate expiry, signed-request times, the guest's
-//! clock), and [`Calls`] is how an actor calls another actor (the router, held weakly, so an
-//! activation never owns the node that owns it). A simulation or a test supplies its own
-//! implementations below the same traits.
+//! clock), [`Calls`] is how an actor calls another actor (the router, held weakly, so an
+//! activation never owns the node that owns it), [`Peers`] is how the router hands a call to the
+//! node that holds its actor, and [`Membership`] is the node's registration and heartbeats. A
+//! simulation or a test supplies its own implementations below the same traits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +16,14 @@ use bytes::Bytes;
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::node::{
     Activation as Placement, CommitRequest, CommitResponse, EnsureActivationRequest, Fence,
-    ReadStateRequest, ReadStateResponse, SelfToken, UpgradeRequest,
+    HeartbeatRequest, HeartbeatResponse, ReadStateRequest, ReadStateResponse, RegisterRequest,
+    RegisterResponse, SelfToken, UpgradeRequest,
 };
 use tokio::time::Instant as Deadline;
 
 use crate::committer::Committer;
 use crate::error::CallError;
+pub use crate::table::Remote;
 
 /// What activations ask the control plane, on behalf of one node. Every request is fenced by
 /// the caller (the fence is in the request); the control plane decides.
@@ -221,6 +224,52 @@ pub struct CallRequest {
 pub trait Calls: Send + Sync {
     /// Checks the call's token, then runs it on the actor's single live instance.
     async fn call(&self, request: CallRequest) -> Result<Bytes, CallError>;
+}
+
+/// Calls handed to the node that holds their actor.
+#[async_trait]
+pub trait Peers: Send + Sync {
+    /// Sends `call` to the node `to` names, signed as this node. A call that could not be sent
+    /// is `Unavailable` (the router asks the control plane again); one whose answer was lost
+    /// after it was sent is `OutcomeUnknown` (it may have run: it is never sent again).
+    async fn forward(&self, to: &Remote, call: &CallRequest) -> Result<Bytes, CallError>;
+}
+
+/// The node's membership of the fleet: registration and heartbeats, which give it its epoch
+/// and lease.
+#[async_trait]
+pub trait Membership: Send + Sync {
+    /// Registers this node (a new epoch).
+    async fn register(&self) -> Result<RegisterResponse, ClientError>;
+
+    /// Renews the lease, waiting up to `timeout` for the answer.
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+        timeout: Duration,
+    ) -> Result<HeartbeatResponse, ClientError>;
+}
+
+/// [`Membership`] over HTTP, with the node's signed client.
+pub(crate) struct WireMembership {
+    pub(crate) client: Client,
+    pub(crate) node_id: String,
+    pub(crate) register: RegisterRequest,
+}
+
+#[async_trait]
+impl Membership for WireMembership {
+    async fn register(&self) -> Result<RegisterResponse, ClientError> {
+        self.client.register(&self.node_id, &self.register).await
+    }
+
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+        timeout: Duration,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.client.heartbeat(&self.node_id, request, timeout).await
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The edge node's protocol decisions as pure functions of explicit inputs, shared by the node
-//! (`router.rs`, `instance.rs`) and by the model checker and simulator in `tests/correctness`:
-//! where a placed call goes, and [`Commit`], the output gate's resend loop as a state machine.
+//! (`router.rs`, `instance.rs`, which the simulator in `tests/correctness` runs) and by the model
+//! checker: where a placed call goes, and [`Commit`], the output gate's resend loop as a state machine.
 //! The router's loop is [`crate::route`]; the lease rules are in [`crate::lease`].
 
 use std::fmt::Display;

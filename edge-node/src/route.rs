@@ -1,8 +1,7 @@
 //! The router's decisions as a state machine of explicit inputs: which attempt a call is on,
 //! whether it may be forwarded, what a forward's failure or the control plane's placement means
 //! for it, and the error it ends with. `router.rs` drives it with the node's lease, table and
-//! clients; the simulator in `tests/correctness` drives the same machine with simulated ones, so
-//! its routing is this code, not a copy.
+//! clients (in the simulator in `tests/correctness` too, which runs the real router).
 
 use latchkey_wire::ErrorCode;
 use latchkey_wire::node::Activation;

@@ -19,10 +19,9 @@ use latchkey_wire::node::{Activation as Placed, EnsureActivationRequest};
 use crate::activation::{Activation, Call};
 use crate::auth::Auth;
 use crate::error::CallError;
-use crate::forward::Forwarder;
 use crate::hosting::Hosting;
-use crate::ports::{CallRequest, Calls};
-use crate::route::{Forwarded, Placement, Route};
+use crate::ports::{CallRequest, Calls, Peers};
+use crate::route::{Flaw, Forwarded, Placement, Route};
 use crate::table::{Remote, Table, actor_id};
 
 /// Largest answer forwarded between nodes.
@@ -35,6 +34,8 @@ pub(crate) struct Limits {
     pub(crate) max_payload: usize,
     /// Calls that may wait for one activation behind the one running.
     pub(crate) mailbox_size: usize,
+    /// The router's planted mistake, if any (`assembly::Flaws`; none in a real node).
+    pub(crate) route_flaw: Flaw,
 }
 
 /// Gets calls to their actors: token checks, the table of activations and locations, forwarding,
@@ -43,7 +44,7 @@ pub struct Router {
     node_id: String,
     auth: Arc<Auth>,
     pub(crate) table: Table,
-    forwarder: Forwarder,
+    peers: Arc<dyn Peers>,
     pub(crate) hosting: Arc<Hosting>,
     limits: Limits,
 }
@@ -53,7 +54,7 @@ impl Router {
         node_id: &str,
         auth: Arc<Auth>,
         table: Table,
-        forwarder: Forwarder,
+        peers: Arc<dyn Peers>,
         hosting: Arc<Hosting>,
         limits: Limits,
     ) -> Self {
@@ -61,7 +62,7 @@ impl Router {
             node_id: node_id.to_owned(),
             auth,
             table,
-            forwarder,
+            peers,
             hosting,
             limits,
         }
@@ -108,7 +109,7 @@ impl Router {
         let caller = Some(verified.token_id_text().to_owned());
         let id = actor_id(&request.actor_type, &request.key);
         let actor = (request.actor_type.as_str(), request.key.as_str());
-        let mut route = Route::new(request.forwarded);
+        let mut route = Route::with_flaw(request.forwarded, self.limits.route_flaw);
         loop {
             let epoch = route.attempt(self.hosting.lease.valid_epoch(), actor)?;
             // 1. Here.
@@ -119,7 +120,7 @@ impl Router {
             if route.may_forward()
                 && let Some(remote) = self.table.location(&id)
             {
-                let result = self.forwarder.forward(&remote, &request).await;
+                let result = self.peers.forward(&remote, &request).await;
                 match route.forwarded(result) {
                     Forwarded::Answer(result) => return result,
                     Forwarded::Retry => {
@@ -168,11 +169,31 @@ impl Router {
             region_hint: None,
             token_id,
         };
-        self.hosting
-            .cp
-            .ensure_activation(&ensure)
-            .await
-            .map_err(CallError::from_client)
+        let asked = self.hosting.cp.ensure_activation(&ensure);
+        match tokio::time::timeout_at(request.deadline, asked).await {
+            Ok(placed) => placed.map_err(CallError::from_client),
+            Err(_) => Err(CallError::Timeout(
+                "the control plane did not place the actor before the call's deadline".into(),
+            )),
+        }
+    }
+
+    /// The epoch in which this node can answer `(actor_type, key)` from an instance's memory
+    /// now, if it can: its lease is valid, and the table holds a live activation of that epoch
+    /// with an instance (or a call running on it). For the simulation's check that no two
+    /// nodes can.
+    #[doc(hidden)]
+    pub fn serving(&self, actor_type: &str, key: &str) -> Option<u64> {
+        let epoch = self.hosting.lease.valid_epoch()?;
+        self.table
+            .serving(&actor_id(actor_type, key), epoch)
+            .then_some(epoch)
+    }
+
+    /// The node's lease (for the simulation's report of what each node holds).
+    #[doc(hidden)]
+    pub fn lease(&self) -> crate::lease::LeaseState {
+        self.hosting.lease.state()
     }
 
     /// Records what the control plane answered, as [`Route::placed`] decides.

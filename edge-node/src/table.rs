@@ -29,10 +29,13 @@ pub(crate) fn actor_id(actor_type: &str, key: &str) -> String {
 
 /// Where a remote actor was last seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Remote {
-    pub(crate) node_id: String,
-    pub(crate) address: String,
-    pub(crate) generation: Generation,
+pub struct Remote {
+    /// The node's id.
+    pub node_id: String,
+    /// Where it takes calls.
+    pub address: String,
+    /// The activation's generation there.
+    pub generation: Generation,
 }
 
 /// Local activations and remote locations.
@@ -123,6 +126,14 @@ impl Table {
             }
             None => None,
         }
+    }
+
+    /// Whether the local activation of `id` is of `epoch`, has not ended, and holds an instance
+    /// (or runs a call).
+    pub(crate) fn serving(&self, id: &str, epoch: u64) -> bool {
+        lock(&self.local).peek(id).is_some_and(|a| {
+            a.placement.node_epoch == epoch && !a.has_ended() && a.holds_instance()
+        })
     }
 
     /// The placement of the local activation of `id`, if there is one.

@@ -94,6 +94,9 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 /// Slices a request body is sent in (so that [`Progress`] moves while a large upload is sent).
 const BODY_SLICE: usize = 64 << 10;
 
+/// How long a client waits for an answer unless told otherwise ([`Client::with_timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A request body: the bytes in one frame, or, with a [`Progress`] to report to, one slice at a
 /// time.
 pub struct RequestBody {
@@ -215,7 +218,7 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
             auth: Authority::Bearer(token.trim().to_owned()),
-            timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 

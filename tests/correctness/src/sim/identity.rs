@@ -1,8 +1,9 @@
 //! Node identity in the simulation: the fleet's issuer key, each node's own key and certificate,
 //! every node message signed the way the real node signs it (`NodeCredentials::sign`), and
 //! checked the way the real control plane (`authority::authenticate_node`) and the real node
-//! (`Auth::authenticate_node`, on a clock the simulation sets) check it — with the simulation's clocks, and nonces from its
-//! seeded generator so a seed still replays exactly.
+//! (`Auth::authenticate_node`, on the node's own clock) check it — with the simulation's clocks,
+//! and nonces from its seeded generator so a seed still replays exactly; and the clients' tokens,
+//! which the real router checks.
 //!
 //! What a signature covers here: the recipient, the request's kind (as its path) and its content
 //! (its `Debug` text as the body). Enrolment is not simulated: certificates are issued at the
@@ -10,12 +11,13 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use latchkey_caps::node::{
     CONTROL_PLANE_AUDIENCE, NodeAuthError, NodeCertificate, NodeKey, NodeVerifier, Presented,
 };
-use latchkey_caps::{IssuerKey, NoRevocations, TrustedKeys};
+use latchkey_caps::{Capability, IssuerKey, NoRevocations, Rights, Token, TrustedKeys};
 use latchkey_edge_node::auth::Auth;
-use latchkey_edge_node::ports::ManualClock;
+use latchkey_edge_node::ports::Clock;
 use latchkey_wire::identity::{self, NodeCredentials, Outgoing};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
@@ -26,13 +28,6 @@ use super::{Micros, START_VERSION};
 /// microseconds).
 pub(crate) fn wall_ms(now: Micros) -> u64 {
     (START_VERSION + now) / 1000
-}
-
-/// A node's real token checks, on a clock the simulation sets to the node's own time before
-/// each check.
-pub(crate) struct NodeAuth {
-    auth: Auth,
-    clock: ManualClock,
 }
 
 /// The fleet's issuer key and the set of keys every verifier trusts.
@@ -69,17 +64,24 @@ impl Fleet {
         .started_at(wall_ms(now))
     }
 
-    /// A node's token checks after a (re)start at `now`, trusting the fleet's key.
-    pub(crate) fn node_auth(&self, id: &str, now: Micros) -> NodeAuth {
-        let clock = ManualClock::at(wall_ms(now));
-        let auth = Auth::new(
-            id,
-            std::num::NonZeroUsize::new(64).expect("nonzero"),
-            Arc::new(clock.clone()),
-        );
+    /// A node's token and signature checks after a (re)start, on its clock, trusting the
+    /// fleet's key.
+    pub(crate) fn node_auth(&self, id: &str, clock: Arc<dyn Clock>) -> Arc<Auth> {
+        let auth = Auth::new(id, std::num::NonZeroUsize::new(64).expect("nonzero"), clock);
         let rejected = auth.set_trusted_keys(&[self.issuer.public().to_string()]);
         assert!(rejected.is_empty(), "the fleet key parses");
-        NodeAuth { auth, clock }
+        Arc::new(auth)
+    }
+
+    /// A client's token: it may call any counter. (Its random block key plays no part in
+    /// what the run does, so it need not come from the seed.)
+    pub(crate) fn client_token(&self) -> Bytes {
+        let capability = Capability::unrestricted()
+            .actor_type(super::ACTOR_TYPE)
+            .rights(Rights::INVOKE);
+        let token =
+            Token::mint(&self.issuer, &capability).expect("a client token for the simulation");
+        Bytes::copy_from_slice(token.to_text().as_bytes())
     }
 }
 
@@ -171,18 +173,14 @@ impl Signed {
         })
     }
 
-    /// A node's check of a call forwarded by `from`.
+    /// A node's check (the real one, on the node's clock) of a call forwarded by `from`.
     pub(crate) fn check_at_node(
         &self,
         covered: &(String, Vec<u8>),
-        node: &NodeAuth,
+        auth: &Auth,
         from: &str,
-        wall_ms: u64,
     ) -> Result<(), NodeAuthError> {
-        node.clock.set_unix_millis(wall_ms);
-        self.check(covered, |p| {
-            node.auth.authenticate_node(p, Some(from)).map(drop)
-        })
+        self.check(covered, |p| auth.authenticate_node(p, Some(from)).map(drop))
     }
 }
 

@@ -1,43 +1,53 @@
 //! A deterministic simulation of the activation protocol over the real code: the control plane's
-//! real [`Registry`] (over the memory store with a manual clock), and edge nodes whose every
-//! decision is the node's: [`renew`](latchkey_edge_node::lease::renew) and
-//! [`valid_epoch`](latchkey_edge_node::lease::LeaseState::valid_epoch) for the lease,
-//! the router's state machine [`Route`](latchkey_edge_node::route::Route) (attempts, forwards,
-//! placements, and the errors a call ends with), the output gate's
-//! [`Commit`](latchkey_edge_node::protocol::Commit) (resends, back-off, fences), and the nodes'
-//! signature checks. [`Flaws`] plants a mistake in that code to show the checks catch it. Around them
-//! the simulation supplies what the real node does with tokio and hyper: a clock per node (offset
-//! and drift), a network that delays, drops, reorders and partitions messages, node crashes and
-//! restarts, pauses (SIGSTOP), and control-plane restarts — every choice drawn from one seeded
-//! generator, so a seed replays exactly.
+//! real [`Registry`] (over the memory store with a manual clock), and edge nodes that are the
+//! real node's layers — its router, activation table, activations and instances (running the
+//! real counter component in wasmtime), output gate and membership loop, built by
+//! [`latchkey_edge_node::assembly`] — over ports that carry their requests through a simulated
+//! network ([`port`]), on clocks of their own (offset and drift). Every message between nodes
+//! and to the control plane is signed and checked by the real code. [`Flaws`] plants a mistake
+//! in the node's router or output gate to show the checks catch it.
 //!
-//! Checked after every event: at most one node is able to serve each actor (holds an activation
-//! in the epoch its lease is valid for, by its own clock). Checked on every answer: each client's
-//! counter is linearizable (see [`client`]). Checked at the end: every client made progress once
-//! the faults stopped.
+//! The nodes' code runs on a single-threaded tokio runtime whose clock is paused: time moves
+//! only when every task waits, to the next timer or simulated event, so a run depends on its seed
+//! alone (the simulation's own events, tokio's timers and the tasks' order are all
+//! deterministic). Around the nodes the simulation supplies a network that delays, drops,
+//! reorders and partitions messages, node crashes and restarts, pauses (a paused node's
+//! messages wait, in and out, until it resumes), and control-plane restarts — every choice
+//! drawn from one seeded generator, so a seed replays exactly.
+//!
+//! Checked after every event: at most one node is able to serve each actor (by the real
+//! router's own view: a valid lease and a live activation of its epoch). Checked on every
+//! answer: each client's counter is linearizable (see [`client`]). Checked at the end: every
+//! client made progress once the faults stopped.
 
-mod activation;
 mod client;
 mod identity;
 mod net;
 mod node;
-
+mod port;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
+use bytes::Bytes;
 use latchkey_control_plane::Registry;
 use latchkey_control_plane::registry::Limits;
 use latchkey_control_plane::registry::deployments::DeployOp;
 use latchkey_store::{ManualClock, MemoryStore};
+use latchkey_wire::ApiError;
 use latchkey_wire::lease::{LeaseSettings, VERSIONS_PER_SECOND};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+pub use latchkey_edge_node::assembly::Flaws;
 
 use client::Client;
-use net::{Addr, Msg, Net};
+use net::{Addr, CpAnswer, CpRequest, ForwardedCall, Msg, Net};
 use node::Node;
 
 /// Microseconds of simulated time.
@@ -81,18 +91,9 @@ pub struct Config {
     pub max_drift_ppm: u64,
     /// Record a line per event (printed with a failure).
     pub trace: bool,
-    /// A deliberately wrong router or output gate in every node, to show the checks catch it.
+    /// A deliberately wrong router or output gate in every node (planted in the node's real
+    /// code), to show the checks catch it.
     pub flaws: Flaws,
-}
-
-/// Deliberate mistakes in the node's real decision code ([`Route`](latchkey_edge_node::route)
-/// and [`Commit`](latchkey_edge_node::protocol::Commit)), off by default.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Flaws {
-    /// The router's.
-    pub route: latchkey_edge_node::route::Flaw,
-    /// The output gate's.
-    pub commit: latchkey_edge_node::protocol::CommitFlaw,
 }
 
 impl Default for Config {
@@ -187,12 +188,6 @@ impl Report {
 enum Event {
     /// A message arrives.
     Deliver { from: Addr, to: Addr, msg: Msg },
-    /// A node's own timer (ignored if the node restarted since it was set).
-    Node {
-        node: usize,
-        incarnation: u32,
-        timer: node::Timer,
-    },
     /// A client's timer.
     Client { actor: usize, timer: client::Timer },
     /// The fault schedule's next step.
@@ -203,6 +198,7 @@ enum Event {
 enum Fault {
     /// Inject the next fault.
     Next,
+    /// Start (or restart) a node.
     Restart(usize),
     Resume(usize),
     Heal(Addr, Addr),
@@ -230,16 +226,39 @@ impl ControlPlane {
 /// Request ids of impostors' messages (far above any node's).
 const IMPOSTOR_REQ: u64 = 1 << 62;
 
+/// `d` in microseconds.
+pub(crate) fn micros(d: Duration) -> Micros {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The world, from a node's task or the event loop. Each holds it only between awaits, and the
+/// runtime has one thread, so it is never contended.
+pub(crate) fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The whole simulated system.
 pub(crate) struct World {
     cfg: Config,
+    /// This world, for the ports of the nodes it starts.
+    me: Weak<Mutex<World>>,
+    /// Wakes the event loop when a node's task schedules an event.
+    wake: Arc<Notify>,
+    /// Simulated time 0 on tokio's (paused) clock.
+    origin: Instant,
     now: Micros,
     rng: StdRng,
     queue: BinaryHeap<Reverse<(Micros, u64)>>,
     events: BTreeMap<u64, Event>,
     next_event: u64,
+    /// Request and forward ids.
+    next_request: u64,
     cp: ControlPlane,
     fleet: identity::Fleet,
+    /// The counter's version.
+    content_id: String,
+    /// The clients' token.
+    token: Bytes,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     net: Net,
@@ -249,13 +268,49 @@ pub(crate) struct World {
 
 /// Runs one seed.
 pub fn run(seed: u64, cfg: &Config) -> Report {
-    let mut world = World::new(seed, cfg.clone());
-    world.run();
-    world.finish()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime for the simulation");
+    runtime.block_on(async {
+        let world = World::new(seed, cfg.clone());
+        lock(&world).begin();
+        drive(&world).await;
+        lock(&world).finish()
+    })
+}
+
+/// The event loop: handles the simulation's events in time order while the nodes' tasks run
+/// between them; tokio's paused clock moves to whichever comes first, the next event or a
+/// node's timer.
+async fn drive(world: &Mutex<World>) {
+    let (wake, origin, duration) = {
+        let w = lock(world);
+        (Arc::clone(&w.wake), w.origin, w.cfg.duration)
+    };
+    loop {
+        let next = lock(world).queue.peek().map(|Reverse((at, _))| *at);
+        let Some(at) = next.filter(|at| *at <= duration) else {
+            break;
+        };
+        let when = origin + Duration::from_micros(at);
+        if Instant::now() < when {
+            tokio::select! {
+                biased;
+                () = wake.notified() => continue,
+                () = tokio::time::sleep_until(when) => {}
+            }
+        }
+        lock(world).step();
+        // Let the tasks the event woke run before the next event of the same instant.
+        tokio::task::yield_now().await;
+    }
+    lock(world).end();
 }
 
 impl World {
-    fn new(seed: u64, cfg: Config) -> World {
+    fn new(seed: u64, cfg: Config) -> Arc<Mutex<World>> {
         let mut rng = StdRng::seed_from_u64(seed);
         let clock = ManualClock::new(START_VERSION);
         let mut cp = ControlPlane {
@@ -271,56 +326,60 @@ impl World {
             .put_module(latchkey_examples::COUNTER)
             .expect("the counter example is a valid actor");
         registry
-            .change_deployment(ACTOR_TYPE, &DeployOp::Deploy(module.content_id), None)
+            .change_deployment(
+                ACTOR_TYPE,
+                &DeployOp::Deploy(module.content_id.clone()),
+                None,
+            )
             .expect("deploying the counter");
+        let origin = Instant::now();
         let nodes = (0..cfg.nodes)
             .map(|i| {
                 let drift =
                     rng.random_range(0..=2 * cfg.max_drift_ppm) as i64 - cfg.max_drift_ppm as i64;
                 let offset = rng.random_range(0..1_000 * SECOND);
-                let id = node::node_id(i);
-                let identity = node::Identity {
-                    credentials: fleet.enrol(&id, 0, &mut rng),
-                    auth: Arc::new(fleet.node_auth(&id, 0)),
-                    // NTP keeps wall clocks within a second or two; the monotonic clocks above
-                    // drift far more.
-                    wall_skew_ms: rng.random_range(-2_000..=2_000),
-                };
-                Node::new(i, offset, drift, identity)
+                let credentials = fleet.enrol(&node::node_id(i), 0, &mut rng);
+                // NTP keeps wall clocks within a second or two; the monotonic clocks above
+                // drift far more.
+                let wall_skew_ms = rng.random_range(-2_000..=2_000);
+                Node::new(i, credentials, origin, (offset, drift, wall_skew_ms))
             })
             .collect();
         let clients = (0..cfg.actors).map(Client::new).collect();
-        World {
-            report: Report {
-                seed,
-                ..Report::default()
-            },
-            cfg,
-            now: 0,
-            rng,
-            queue: BinaryHeap::new(),
-            events: BTreeMap::new(),
-            next_event: 0,
-            cp,
-            fleet,
-            nodes,
-            clients,
-            net: Net::default(),
-            hasher: DefaultHasher::new(),
-        }
+        let token = fleet.client_token();
+        Arc::new_cyclic(|me| {
+            Mutex::new(World {
+                report: Report {
+                    seed,
+                    ..Report::default()
+                },
+                cfg,
+                me: me.clone(),
+                wake: Arc::new(Notify::new()),
+                origin,
+                now: 0,
+                rng,
+                queue: BinaryHeap::new(),
+                events: BTreeMap::new(),
+                next_event: 0,
+                next_request: 0,
+                cp,
+                fleet,
+                content_id: module.content_id,
+                token,
+                nodes,
+                clients,
+                net: Net::default(),
+                hasher: DefaultHasher::new(),
+            })
+        })
     }
 
-    fn run(&mut self) {
+    /// Schedules the nodes' starts, the clients' first calls and the faults.
+    fn begin(&mut self) {
         for i in 0..self.nodes.len() {
             let at = self.rng.random_range(0..50 * MS);
-            self.after(
-                at,
-                Event::Node {
-                    node: i,
-                    incarnation: 0,
-                    timer: node::Timer::Heartbeat,
-                },
-            );
+            self.after(at, Event::Fault(Fault::Restart(i)));
         }
         for actor in 0..self.clients.len() {
             let at = SECOND + self.rng.random_range(0..100 * MS);
@@ -335,23 +394,29 @@ impl World {
         if self.cfg.faults {
             self.after(2 * SECOND, Event::Fault(Fault::Next));
         }
-        while let Some(Reverse((at, id))) = self.queue.pop() {
-            if at > self.cfg.duration {
-                break;
-            }
-            let event = self
-                .events
-                .remove(&id)
-                .expect("every queued event is stored");
-            self.now = at;
-            self.report.events += 1;
-            (at, id).hash(&mut self.hasher);
-            if self.cfg.trace {
-                self.trace(&format!("{event:?}"));
-            }
-            self.handle(event);
-            self.check_single_activation();
+    }
+
+    /// Handles the next event, then checks that no two nodes can serve one actor.
+    fn step(&mut self) {
+        let Some(Reverse((at, id))) = self.queue.pop() else {
+            return;
+        };
+        let event = self
+            .events
+            .remove(&id)
+            .expect("every queued event is stored");
+        self.now = micros(Instant::now().duration_since(self.origin));
+        self.report.events += 1;
+        (at, id).hash(&mut self.hasher);
+        if self.cfg.trace {
+            self.trace(&format!("{event:?}"));
         }
+        self.handle(event);
+        self.check_single_activation();
+    }
+
+    /// After the run: every client must have made progress once the faults stopped.
+    fn end(&mut self) {
         self.now = self.cfg.duration;
         for client in &self.clients {
             if let Some(problem) = client.stalled(self.cfg.faults_until + SECOND) {
@@ -360,9 +425,13 @@ impl World {
         }
     }
 
-    fn finish(mut self) -> Report {
-        self.report.digest = self.hasher.finish();
-        self.report
+    fn finish(&mut self) -> Report {
+        for n in &mut self.nodes {
+            n.live = None;
+        }
+        let mut report = std::mem::take(&mut self.report);
+        report.digest = self.hasher.finish();
+        report
     }
 
     /// Schedules `event` `delay` from now.
@@ -371,6 +440,7 @@ impl World {
         self.next_event += 1;
         self.events.insert(id, event);
         self.queue.push(Reverse((self.now + delay, id)));
+        self.wake.notify_one();
     }
 
     fn trace(&mut self, line: &str) {
@@ -392,25 +462,6 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
-            Event::Node {
-                node,
-                incarnation,
-                timer,
-            } => {
-                let n = &mut self.nodes[node];
-                if !n.up || n.incarnation != incarnation {
-                    return;
-                }
-                if n.paused {
-                    n.deferred.push(Event::Node {
-                        node,
-                        incarnation,
-                        timer,
-                    });
-                    return;
-                }
-                node::on_timer(self, node, timer);
-            }
             Event::Client { actor, timer } => client::on_timer(self, actor, timer),
             Event::Fault(fault) => self.fault(fault),
         }
@@ -425,7 +476,7 @@ impl World {
             Addr::ControlPlane => self.control_plane(from, msg),
             Addr::Node(i, incarnation) => {
                 let n = &mut self.nodes[i];
-                if !n.up || n.incarnation != incarnation {
+                if !n.is(incarnation) {
                     return;
                 }
                 if n.paused {
@@ -454,13 +505,83 @@ impl World {
         true
     }
 
+    /// Sends `msg` from incarnation `incarnation` of node `i`: nothing if that incarnation
+    /// crashed; held until it resumes if it is paused.
+    fn send_from_node(&mut self, i: usize, incarnation: u32, to: Addr, msg: Msg) -> bool {
+        self.now = micros(Instant::now().duration_since(self.origin));
+        let n = &mut self.nodes[i];
+        if !n.is(incarnation) {
+            return false;
+        }
+        if n.paused {
+            n.outbox.push((to, msg));
+            return true;
+        }
+        let from = n.me(i);
+        self.send(from, to, msg)
+    }
+
+    /// Signs `request` as node `i` and sends it to the control plane; the answer's receiver, or
+    /// `None` if the connection was refused.
+    fn ask_control_plane(
+        &mut self,
+        i: usize,
+        incarnation: u32,
+        request: CpRequest,
+    ) -> Option<oneshot::Receiver<Result<CpAnswer, ApiError>>> {
+        self.next_request += 1;
+        let req = self.next_request;
+        let n = &self.nodes[i];
+        let covered = net::cp_covered(&n.id, &request);
+        let auth = identity::sign(
+            &n.credentials,
+            latchkey_caps::node::CONTROL_PLANE_AUDIENCE,
+            &covered,
+            n.wall_ms(self.now),
+            &mut self.rng,
+        );
+        let msg = Msg::Cp { req, request, auth };
+        if !self.send_from_node(i, incarnation, Addr::ControlPlane, msg) {
+            return None;
+        }
+        let (answer, receiver) = oneshot::channel();
+        self.nodes[i].waiting.insert(req, answer);
+        Some(receiver)
+    }
+
+    /// Signs `call` as node `i` for node `owner` and sends it there; the answer's receiver, or
+    /// `None` if the connection was refused.
+    fn forward(
+        &mut self,
+        i: usize,
+        incarnation: u32,
+        owner: usize,
+        call: ForwardedCall,
+    ) -> Option<oneshot::Receiver<Result<Bytes, ApiError>>> {
+        self.next_request += 1;
+        let fwd = self.next_request;
+        self.now = micros(Instant::now().duration_since(self.origin));
+        let auth = identity::sign(
+            &self.nodes[i].credentials,
+            &latchkey_caps::node::node_audience(&self.nodes[owner].id),
+            &net::forward_covered(&call),
+            self.nodes[i].wall_ms(self.now),
+            &mut self.rng,
+        );
+        let to = self.nodes[owner].me(owner);
+        let msg = Msg::Forward { fwd, call, auth };
+        if !self.send_from_node(i, incarnation, to, msg) {
+            return None;
+        }
+        let (answer, receiver) = oneshot::channel();
+        self.nodes[i].forwards.insert(fwd, answer);
+        Some(receiver)
+    }
+
     fn reachable(&self, to: Addr) -> bool {
         match to {
             Addr::ControlPlane => self.cp.registry.is_some(),
-            Addr::Node(i, incarnation) => {
-                let n = &self.nodes[i];
-                n.up && n.incarnation == incarnation
-            }
+            Addr::Node(i, incarnation) => self.nodes[i].is(incarnation),
             Addr::Client(_) => true,
         }
     }
@@ -468,52 +589,49 @@ impl World {
     /// The control plane answers a node's request with the real registry, its clock set to now.
     fn control_plane(&mut self, from: Addr, msg: Msg) {
         let Addr::Node(i, _) = from else { return };
+        let Msg::Cp { req, request, auth } = msg else {
+            return;
+        };
         if self.cp.registry.is_none() {
             return;
         }
         self.cp.clock.set(START_VERSION + self.now);
         let node_id = self.nodes[i].id.clone();
         // Who sent it is what its signature proves, never what the address says.
-        if let Msg::Cp { req, request, auth } = &msg {
-            let covered = net::cp_covered(&node_id, request);
-            let checked = auth.check_at_control_plane(
-                &covered,
-                &self.cp.verifier,
-                &self.fleet,
-                &node_id,
-                self.now,
-            );
-            match (checked, *req >= IMPOSTOR_REQ) {
-                (Ok(()), true) => {
-                    self.violation(&format!("an impostor's request as {node_id} was accepted"));
-                    return;
-                }
-                (Ok(()), false) => {}
-                (Err(e), impostor) => {
-                    self.trace(&format!(
-                        "control plane refused a request as {node_id}: {e}"
-                    ));
-                    let kind = if impostor {
-                        "impostor refused by the control plane"
-                    } else {
-                        "node request refused by the control plane"
-                    };
-                    *self.report.refusals.entry(kind).or_default() += 1;
-                    if !impostor {
-                        let reply = Msg::CpReply {
-                            req: *req,
-                            result: Err(net::auth_refusal(&e)),
-                        };
-                        self.send(Addr::ControlPlane, from, reply);
-                    }
-                    return;
-                }
+        let covered = net::cp_covered(&node_id, &request);
+        let checked = auth.check_at_control_plane(
+            &covered,
+            &self.cp.verifier,
+            &self.fleet,
+            &node_id,
+            self.now,
+        );
+        let result = match (checked, req >= IMPOSTOR_REQ) {
+            (Ok(()), true) => {
+                self.violation(&format!("an impostor's request as {node_id} was accepted"));
+                return;
             }
-        }
-        let registry = self.cp.registry.as_ref().expect("checked above");
-        if let Some(reply) = net::serve(registry, &node_id, msg) {
-            self.send(Addr::ControlPlane, from, reply);
-        }
+            (Ok(()), false) => {
+                let registry = self.cp.registry.as_ref().expect("checked above");
+                net::serve(registry, &node_id, request)
+            }
+            (Err(e), impostor) => {
+                self.trace(&format!(
+                    "control plane refused a request as {node_id}: {e}"
+                ));
+                let kind = if impostor {
+                    "impostor refused by the control plane"
+                } else {
+                    "node request refused by the control plane"
+                };
+                *self.report.refusals.entry(kind).or_default() += 1;
+                if impostor {
+                    return;
+                }
+                Err(net::auth_refusal(&e))
+            }
+        };
+        self.send(Addr::ControlPlane, from, Msg::CpReply { req, result });
     }
 
     /// After every event: no actor may be servable from memory on two nodes at once.
@@ -523,7 +641,7 @@ impl World {
             let serving: Vec<String> = self
                 .nodes
                 .iter()
-                .filter(|n| n.can_serve(actor, now))
+                .filter(|n| n.up && n.can_serve(actor))
                 .map(|n| n.describe(actor, now))
                 .collect();
             if serving.len() > 1 {
@@ -546,16 +664,21 @@ impl World {
                 }
             }
             Fault::Restart(i) => {
-                self.trace(&format!("restart n{i}"));
-                node::restart(self, i);
+                self.trace(&format!("start n{i}"));
+                node::start(self, i);
             }
             Fault::Resume(i) => {
                 self.trace(&format!("resume n{i}"));
                 let n = &mut self.nodes[i];
                 n.paused = false;
                 let deferred = std::mem::take(&mut n.deferred);
+                let outbox = std::mem::take(&mut n.outbox);
+                let from = n.me(i);
                 for event in deferred {
                     self.after(0, event);
+                }
+                for (to, msg) in outbox {
+                    self.send(from, to, msg);
                 }
             }
             Fault::Heal(a, b) => {
@@ -624,7 +747,7 @@ impl World {
                 // A process that is not node i (its certificate is self-made) registers as i,
                 // which would start a new epoch and fence i's activations off.
                 let impostor = identity::impostor(&self.nodes[i].id, self.now, &mut self.rng);
-                let request = net::CpRequest::Register;
+                let request = CpRequest::Register;
                 let covered = net::cp_covered(&self.nodes[i].id, &request);
                 let auth = identity::sign(
                     &impostor,

@@ -1,21 +1,21 @@
 //! The simulated network — addresses, messages, delays, losses and partitions — and the control
-//! plane's side of it: each request answered by the real registry.
+//! plane's side of it: each request (the real request types) answered by the real registry.
 
 use std::collections::BTreeSet;
 
-use latchkey_control_plane::{Registry, RegistryError};
-use latchkey_wire::ErrorCode;
+use bytes::Bytes;
+use latchkey_control_plane::Registry;
+use latchkey_edge_node::CallError;
 use latchkey_wire::node::{
-    Activation, CommitRequest, EnsureActivationRequest, Fence, ReadOp, ReadStateRequest,
-    ReadStateResponse, RegisterRequest,
+    Activation, CommitRequest, CommitResponse, EnsureActivationRequest, Fence, HeartbeatRequest,
+    HeartbeatResponse, ReadStateRequest, ReadStateResponse, RegisterRequest, RegisterResponse,
+    UpgradeRequest,
 };
+use latchkey_wire::{ApiError, ErrorCode};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 
 use super::identity::{Signed, covered};
-use latchkey_edge_node::CallError;
-use latchkey_wire::ApiError;
-
 use super::{ACTOR_TYPE, MS, Micros, SECOND};
 
 /// Where a message goes. A node's address names its incarnation: a message for an earlier
@@ -45,6 +45,16 @@ pub(crate) enum Op {
     Get,
 }
 
+impl Op {
+    /// The counter's method.
+    pub(crate) fn method(self) -> &'static str {
+        match self {
+            Op::Inc => "inc",
+            Op::Get => "get",
+        }
+    }
+}
+
 /// Why a call failed, as a node answers it.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
@@ -59,11 +69,6 @@ impl Failure {
             message: message.into(),
         }
     }
-
-    /// The failure as the node's code sees an error answered by another node.
-    pub(crate) fn into_call_error(self) -> CallError {
-        CallError::from_api(ApiError::new(self.code, self.message))
-    }
 }
 
 impl From<CallError> for Failure {
@@ -72,31 +77,47 @@ impl From<CallError> for Failure {
     }
 }
 
-/// A control-plane request.
+/// A node's request to the control plane: the real request types.
 #[derive(Clone, Debug)]
 pub(crate) enum CpRequest {
     Register,
-    Heartbeat,
-    Ensure(String),
-    Read(Fence),
+    #[expect(
+        dead_code,
+        reason = "signed, as part of the request, but the registry needs none of it"
+    )]
+    Heartbeat(HeartbeatRequest),
+    Ensure(EnsureActivationRequest),
+    Read(ReadStateRequest),
     Commit(CommitRequest),
+    Upgrade(UpgradeRequest),
+    Module(String),
+    #[expect(
+        dead_code,
+        reason = "signed, as part of the request; the simulation issues no self tokens"
+    )]
+    SelfToken(Fence),
 }
 
-/// A control-plane answer.
+/// The control plane's answer: the real response types.
 #[derive(Clone, Debug)]
 pub(crate) enum CpAnswer {
-    Lease { epoch: u64 },
+    Registered(RegisterResponse),
+    Beat(HeartbeatResponse),
     Placed(Activation),
-    Value(Option<u64>),
-    Committed,
+    Read(ReadStateResponse),
+    Committed(CommitResponse),
+    Module(Vec<u8>),
 }
 
-/// A control-plane error as a node sees it.
+/// A call forwarded between nodes: what the real forwarder sends (the path, the token, the
+/// deadline and the payload).
 #[derive(Clone, Debug)]
-pub(crate) struct CpError {
-    pub(crate) code: ErrorCode,
-    pub(crate) retryable: bool,
-    pub(crate) message: String,
+pub(crate) struct ForwardedCall {
+    pub(crate) key: String,
+    pub(crate) method: String,
+    pub(crate) payload: Bytes,
+    pub(crate) token: Bytes,
+    pub(crate) deadline_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -110,21 +131,20 @@ pub(crate) enum Msg {
     /// Control plane → node.
     CpReply {
         req: u64,
-        result: Result<CpAnswer, CpError>,
+        result: Result<CpAnswer, ApiError>,
     },
     /// Client → node.
     Call { call: u64, actor: usize, op: Op },
     /// Node → node: a call forwarded to the actor's owner, signed by the forwarding node.
     Forward {
         fwd: u64,
-        actor: usize,
-        op: Op,
+        call: ForwardedCall,
         auth: Signed,
     },
     /// Owner → forwarding node.
     ForwardReply {
         fwd: u64,
-        result: Result<u64, Failure>,
+        result: Result<Bytes, ApiError>,
     },
     /// Node → client.
     Reply {
@@ -179,33 +199,14 @@ impl Net {
     }
 }
 
-/// The store key the counter keeps its value under.
-const VALUE_KEY: &[u8] = b"n";
-
-/// The write an `inc` to `value` commits.
-pub(crate) fn write(value: u64) -> latchkey_wire::node::StateWrite {
-    latchkey_wire::node::StateWrite::Put(VALUE_KEY.to_vec(), value.to_be_bytes().to_vec())
-}
-
 /// A refused signature as the control plane answers it.
-pub(crate) fn auth_refusal(e: &latchkey_caps::node::NodeAuthError) -> CpError {
-    CpError {
-        code: if e.is_retryable() {
-            ErrorCode::Unavailable
-        } else {
-            ErrorCode::Unauthenticated
-        },
-        retryable: e.is_retryable(),
-        message: format!("node authentication failed: {e}"),
-    }
-}
-
-fn cp_error(e: &RegistryError) -> CpError {
-    CpError {
-        code: e.code(),
-        retryable: e.is_retryable(),
-        message: e.to_string(),
-    }
+pub(crate) fn auth_refusal(e: &latchkey_caps::node::NodeAuthError) -> ApiError {
+    let code = if e.is_retryable() {
+        ErrorCode::Unavailable
+    } else {
+        ErrorCode::Unauthenticated
+    };
+    ApiError::new(code, format!("node authentication failed: {e}"))
 }
 
 /// What a node's signature on a request to the control plane covers.
@@ -214,16 +215,17 @@ pub(crate) fn cp_covered(node_id: &str, request: &CpRequest) -> (String, Vec<u8>
 }
 
 /// What a node's signature on a forwarded call covers.
-pub(crate) fn forward_covered(actor: usize, op: &Op) -> (String, Vec<u8>) {
-    covered(format!("/v1/actors/{}/{actor}", super::ACTOR_TYPE), op)
+pub(crate) fn forward_covered(call: &ForwardedCall) -> (String, Vec<u8>) {
+    covered(format!("/v1/actors/{ACTOR_TYPE}/{}", call.key), call)
 }
 
-/// Answers a node's request with the registry (`None` for messages that are not requests).
-pub(crate) fn serve(registry: &Registry, node_id: &str, msg: Msg) -> Option<Msg> {
-    let Msg::Cp { req, request, .. } = msg else {
-        return None;
-    };
-    let result = match request {
+/// Answers a node's request with the real registry, as the control plane's API does.
+pub(crate) fn serve(
+    registry: &Registry,
+    node_id: &str,
+    request: CpRequest,
+) -> Result<CpAnswer, ApiError> {
+    let answer = match request {
         CpRequest::Register => registry
             .register(
                 node_id,
@@ -232,45 +234,25 @@ pub(crate) fn serve(registry: &Registry, node_id: &str, msg: Msg) -> Option<Msg>
                     address: node_id.into(),
                 },
             )
-            .map(|r| CpAnswer::Lease { epoch: r.epoch }),
-        CpRequest::Heartbeat => registry
-            .heartbeat(node_id)
-            .map(|r| CpAnswer::Lease { epoch: r.epoch }),
-        CpRequest::Ensure(key) => registry
-            .ensure_activation(
-                node_id,
-                &EnsureActivationRequest {
-                    actor_type: ACTOR_TYPE.into(),
-                    key,
-                    region_hint: None,
-                    token_id: None,
-                },
-            )
+            .map(CpAnswer::Registered),
+        CpRequest::Heartbeat(_) => registry.heartbeat(node_id).map(CpAnswer::Beat),
+        CpRequest::Ensure(request) => registry
+            .ensure_activation(node_id, &request)
             .map(CpAnswer::Placed),
-        CpRequest::Read(fence) => registry
-            .read_state(
-                node_id,
-                &ReadStateRequest {
-                    fence,
-                    op: ReadOp::Get(vec![VALUE_KEY.to_vec()]),
-                },
-            )
-            .map(|r| match r {
-                ReadStateResponse::Values(values) => CpAnswer::Value(
-                    values
-                        .into_iter()
-                        .next()
-                        .flatten()
-                        .map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes"))),
-                ),
-                ReadStateResponse::Entries(_) => unreachable!("a get answers values"),
-            }),
+        CpRequest::Read(request) => registry.read_state(node_id, &request).map(CpAnswer::Read),
         CpRequest::Commit(request) => registry
             .commit_state(node_id, &request)
-            .map(|_| CpAnswer::Committed),
+            .map(CpAnswer::Committed),
+        CpRequest::Upgrade(request) => registry
+            .upgrade_activation(node_id, &request)
+            .map(CpAnswer::Placed),
+        CpRequest::Module(content_id) => registry.module_bytes(&content_id).map(CpAnswer::Module),
+        CpRequest::SelfToken(_) => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "the simulation's control plane issues no self tokens (its actors call no one)",
+            ));
+        }
     };
-    Some(Msg::CpReply {
-        req,
-        result: result.map_err(|e| cp_error(&e)),
-    })
+    answer.map_err(|e| e.to_api())
 }

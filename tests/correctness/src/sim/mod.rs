@@ -405,7 +405,7 @@ impl World {
             .events
             .remove(&id)
             .expect("every queued event is stored");
-        self.now = micros(Instant::now().duration_since(self.origin));
+        self.sync_now();
         self.report.events += 1;
         (at, id).hash(&mut self.hasher);
         if self.cfg.trace {
@@ -413,6 +413,12 @@ impl World {
         }
         self.handle(event);
         self.check_single_activation();
+    }
+
+    /// Simulated time is tokio's (paused) clock: a node's task acts, and signs, at the time it
+    /// runs, not at the last event's.
+    fn sync_now(&mut self) {
+        self.now = micros(Instant::now().duration_since(self.origin));
     }
 
     /// After the run: every client must have made progress once the faults stopped.
@@ -508,7 +514,7 @@ impl World {
     /// Sends `msg` from incarnation `incarnation` of node `i`: nothing if that incarnation
     /// crashed; held until it resumes if it is paused.
     fn send_from_node(&mut self, i: usize, incarnation: u32, to: Addr, msg: Msg) -> bool {
-        self.now = micros(Instant::now().duration_since(self.origin));
+        self.sync_now();
         let n = &mut self.nodes[i];
         if !n.is(incarnation) {
             return false;
@@ -529,6 +535,7 @@ impl World {
         incarnation: u32,
         request: CpRequest,
     ) -> Option<oneshot::Receiver<Result<CpAnswer, ApiError>>> {
+        self.sync_now();
         self.next_request += 1;
         let req = self.next_request;
         let n = &self.nodes[i];
@@ -560,7 +567,7 @@ impl World {
     ) -> Option<oneshot::Receiver<Result<Bytes, ApiError>>> {
         self.next_request += 1;
         let fwd = self.next_request;
-        self.now = micros(Instant::now().duration_since(self.origin));
+        self.sync_now();
         let auth = identity::sign(
             &self.nodes[i].credentials,
             &latchkey_caps::node::node_audience(&self.nodes[owner].id),

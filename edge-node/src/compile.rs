@@ -18,18 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Exit code of `compile-module` for a component that does not compile.
-const EXIT_REJECTED: u8 = 1;
-/// Exit code of `compile-module` for bad arguments or unreadable input.
-const EXIT_USAGE: u8 = 2;
-/// Exit code of `compile-module` when compilation ran out of memory (address space).
-const EXIT_MEMORY: u8 = 3;
-/// Most of the child's stderr kept for an error message.
-const MAX_MESSAGE: usize = 4096;
+use latchkey_wire::bounded::{self, Bounds, EXIT_MEMORY, EXIT_REJECTED, EXIT_USAGE, Ended};
 
 /// The bounds of one compilation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,80 +265,35 @@ fn load(engine: &Engine, path: &Path) -> Result<Component, CompileError> {
 /// (`prlimit` on the started child, before it is sent a byte), and it is killed when the timeout
 /// expires.
 pub async fn run_limited(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     input: Bytes,
     limits: CompileLimits,
 ) -> Result<(), CompileError> {
-    command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| {
-        CompileError::Failed(format!(
-            "starting {:?}: {e}",
-            command.as_std().get_program()
-        ))
-    })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| CompileError::Failed("the compiler exited at once".into()))?;
-    limit_address_space(pid, limits.memory_bytes)
-        .map_err(|e| CompileError::Failed(format!("limiting the compiler's memory: {e}")))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let run = async move {
-        // A child that stops reading (it failed early) makes the write fail: its exit says why.
-        let _ = stdin.write_all(&input).await;
-        drop(stdin);
-        child.wait_with_output().await
+    let program = command.as_std().get_program().to_owned();
+    let bounds = Bounds {
+        memory_bytes: limits.memory_bytes,
+        timeout: limits.timeout,
     };
-    let output = match tokio::time::timeout(limits.timeout, run).await {
-        Ok(output) => {
-            output.map_err(|e| CompileError::Failed(format!("waiting for the compiler: {e}")))?
-        }
-        // Dropping the child kills it.
-        Err(_) => {
-            return Err(CompileError::Timeout {
-                limit_ms: limits.timeout.as_millis() as u64,
-            });
-        }
-    };
-    let message = || {
-        let text = String::from_utf8_lossy(&output.stderr);
-        let text = text.trim();
-        text.get(..MAX_MESSAGE.min(text.len()))
-            .unwrap_or(text)
-            .to_owned()
-    };
-    if output.status.success() {
-        return Ok(());
-    }
-    use std::os::unix::process::ExitStatusExt;
-    match (output.status.code(), output.status.signal()) {
-        (Some(c), _) if c == i32::from(EXIT_REJECTED) => Err(CompileError::Rejected(message())),
-        (Some(c), _) if c == i32::from(EXIT_MEMORY) => Err(CompileError::Memory {
+    let ended = bounded::run(command, input, bounds)
+        .await
+        .map_err(|e| CompileError::Failed(format!("the compiler ({program:?}) failed: {e}")))?;
+    match ended {
+        Ended::Succeeded => Ok(()),
+        Ended::Rejected(message) => Err(CompileError::Rejected(message)),
+        Ended::OutOfMemory => Err(CompileError::Memory {
             limit: limits.memory_bytes,
         }),
-        // An allocation failure aborts (SIGABRT), or faults on a stack it could not grow.
-        (None, Some(6 | 11)) => Err(CompileError::Memory {
-            limit: limits.memory_bytes,
+        Ended::TimedOut => Err(CompileError::Timeout {
+            limit_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
         }),
-        (code, signal) => Err(CompileError::Failed(format!(
-            "the compiler failed (exit code {code:?}, signal {signal:?}): {}",
-            message()
+        Ended::Failed {
+            code,
+            signal,
+            message,
+        } => Err(CompileError::Failed(format!(
+            "the compiler failed (exit code {code:?}, signal {signal:?}): {message}"
         ))),
     }
-}
-
-fn limit_address_space(pid: u32, bytes: u64) -> std::io::Result<()> {
-    let pid = rustix::process::Pid::from_raw(pid as i32)
-        .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
-    let limit = rustix::process::Rlimit {
-        current: Some(bytes),
-        maximum: Some(bytes),
-    };
-    rustix::process::prlimit(Some(pid), rustix::process::Resource::As, limit)?;
-    Ok(())
 }
 
 /// The arguments of `compile-module`.

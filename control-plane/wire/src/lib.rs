@@ -7,6 +7,8 @@
 //! it has no I/O and no async runtime.
 
 pub mod admin;
+#[cfg(feature = "bounded")]
+pub mod bounded;
 pub mod canary;
 #[cfg(feature = "client")]
 pub mod client;

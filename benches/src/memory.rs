@@ -97,13 +97,13 @@ struct Report {
 
 /// Runs a node in a child process that creates `n` activations and reports.
 async fn child(cp: &ControlPlaneHandle, what: &str, n: usize) -> Result<Report, String> {
-    let node_token = cp.node_token("bench").await;
+    let node_token = cp.served.enrolment_token("bench").await;
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let mut command = Command::new(exe);
     command.args([
         "--child",
         what,
-        &cp.url,
+        &cp.served.url,
         &node_token,
         &cp.token,
         &n.to_string(),

@@ -88,12 +88,7 @@ fn throughput(name: &str, op: impl Fn(usize, u64) + Sync) -> f64 {
 fn ensure(r: &Registry, key: &str) -> Activation {
     r.ensure_activation(
         "bench",
-        &EnsureActivationRequest {
-            actor_type: "counter".into(),
-            key: key.into(),
-            region_hint: None,
-            token_id: None,
-        },
+        &EnsureActivationRequest::any_region("counter", key),
     )
     .unwrap()
 }

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::actor_component;
 use http::Method;
 use latchkey_control_plane::{Config, ControlPlane};
 use latchkey_store::{EmbeddedStore, Store, StoreError, Transaction};
+use latchkey_test_kit::component::actor_component;
+use latchkey_test_kit::{Launch, ServedControlPlane, StoreChoice};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{MintRequest, RegionRequest, RevokeRequest};
 use latchkey_wire::client::{Client, ClientError};
@@ -48,44 +49,32 @@ impl Store for Flaky {
 }
 
 struct Server {
-    url: String,
-    admin: Client,
-    dir: tempfile::TempDir,
+    cp: ServedControlPlane,
     store: Arc<Flaky>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _store_dir: tempfile::TempDir,
 }
 
 async fn start(tune: impl FnOnce(&mut Config)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    config.lease = common::SETTINGS;
-    tune(&mut config);
+    let store_dir = tempfile::tempdir().unwrap();
     let inner: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("store.redb")).unwrap());
+        Arc::new(EmbeddedStore::open(store_dir.path().join("store.redb")).unwrap());
     let store = Arc::new(Flaky {
         inner,
         down: AtomicBool::new(false),
     });
-    let opened =
-        ControlPlane::open_with_store(Arc::clone(&store) as Arc<dyn Store>, config).unwrap();
-    let admin_token = opened
-        .new_admin_token
-        .expect("first start creates an admin token");
-    let (url, stop) = common::serve(opened.control_plane).await;
+    let launch = Launch {
+        store: StoreChoice::Given(Arc::clone(&store) as Arc<dyn Store>),
+        ..Launch::default()
+    };
+    let cp = ServedControlPlane::start(launch, |config| {
+        config.lease = common::SETTINGS;
+        tune(config);
+    })
+    .await;
     Server {
-        admin: Client::new(&url, &admin_token),
-        url,
-        dir,
+        cp,
         store,
-        stop: Some(stop),
+        _store_dir: store_dir,
     }
 }
 
@@ -104,7 +93,7 @@ async fn mint(admin: &Client, request: MintRequest) -> Client {
 #[tokio::test]
 async fn first_start_creates_a_root_key_and_an_owner_only_admin_token() {
     let s = start(|_| {}).await;
-    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+    for entry in std::fs::read_dir(s.cp.data_dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name == "admin.token" || name.starts_with("issuer-") {
@@ -112,7 +101,7 @@ async fn first_start_creates_a_root_key_and_an_owner_only_admin_token() {
             assert_eq!(mode, 0o600, "{name} must be readable by its owner only");
         }
     }
-    let keys = s.admin.keys().await.unwrap();
+    let keys = s.cp.admin.keys().await.unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].state, "active");
 }
@@ -120,44 +109,56 @@ async fn first_start_creates_a_root_key_and_an_owner_only_admin_token() {
 #[tokio::test]
 async fn modules_and_deployments_through_the_admin_api() {
     let s = start(|_| {}).await;
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
-    let again = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
+    let again =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
     assert_eq!(again, v1, "uploads are idempotent");
     assert_eq!(v1.exports, ["latchkey:actor/handler@0.1.0"]);
-    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
-    assert_eq!(s.admin.modules().await.unwrap().len(), 2);
+    let v2 =
+        s.cp.admin
+            .upload_module(actor_component("v2"))
+            .await
+            .unwrap();
+    assert_eq!(s.cp.admin.modules().await.unwrap().len(), 2);
 
-    let d = s
-        .admin
-        .deploy("counter", &v1.content_id, Some("first"))
-        .await
-        .unwrap();
+    let d =
+        s.cp.admin
+            .deploy("counter", &v1.content_id, Some("first"))
+            .await
+            .unwrap();
     assert_eq!(d.active.as_deref(), Some(v1.content_id.as_str()));
-    let d = s
-        .admin
-        .canary("counter", &v2.content_id, 10.0)
-        .await
-        .unwrap();
+    let d =
+        s.cp.admin
+            .canary("counter", &v2.content_id, 10.0)
+            .await
+            .unwrap();
     assert_eq!(d.canary.as_ref().unwrap().basis_points, 1000);
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .deploy("counter", &v2.content_id, None)
             .await
             .unwrap_err(),
     );
     assert_eq!(c, ErrorCode::Conflict);
     assert!(m.contains("canary"), "{m}");
-    s.admin
+    s.cp.admin
         .deployment_action("counter", "promote", None)
         .await
         .unwrap();
-    let d = s
-        .admin
-        .deployment_action("counter", "rollback", Some("bad build"))
-        .await
-        .unwrap();
+    let d =
+        s.cp.admin
+            .deployment_action("counter", "rollback", Some("bad build"))
+            .await
+            .unwrap();
     assert_eq!(d.active.as_deref(), Some(v1.content_id.as_str()));
-    let detail = s.admin.deployment("counter").await.unwrap();
+    let detail = s.cp.admin.deployment("counter").await.unwrap();
     let actions: Vec<&str> = detail.history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -166,7 +167,7 @@ async fn modules_and_deployments_through_the_admin_api() {
     );
     assert_eq!(detail.history[0].reason.as_deref(), Some("bad build"));
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .deployment_action("counter", "rollback", None)
             .await
             .unwrap_err(),
@@ -180,31 +181,35 @@ async fn modules_and_deployments_through_the_admin_api() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_writes_nothing() {
     let s = start(|c| c.limits.max_module_bytes = 200_000).await;
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
 
     // 400: malformed JSON.
     let body = b"{\"version\": ".to_vec();
-    let e = s
-        .admin
-        .send(
-            Method::POST,
-            "/v1/deployments/counter",
-            "application/json",
-            body,
-            Duration::from_secs(5),
-        )
-        .await;
+    let e =
+        s.cp.admin
+            .send(
+                Method::POST,
+                "/v1/deployments/counter",
+                "application/json",
+                body,
+                Duration::from_secs(5),
+            )
+            .await;
     let (c, m) = code(e.unwrap_err());
     assert_eq!(c, ErrorCode::BadRequest);
     assert!(m.starts_with("malformed JSON body"), "{m}");
 
     // 401: no token, a garbage token, an expired token.
-    let anonymous = Client::new(&s.url, "");
+    let anonymous = Client::new(&s.cp.url, "");
     let (c, m) = code(anonymous.modules().await.unwrap_err());
     assert_eq!(c, ErrorCode::Unauthenticated);
     assert!(m.contains("Bearer"), "{m}");
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .with_token("lk1.garbage")
             .modules()
             .await
@@ -212,16 +217,16 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
     assert_eq!(c, ErrorCode::Unauthenticated);
     assert!(m.starts_with("invalid token"), "{m}");
-    let expired = s
-        .admin
-        .mint(&MintRequest {
-            expires_in_secs: Some(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let expired =
+        s.cp.admin
+            .mint(&MintRequest {
+                expires_in_secs: Some(0),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .with_token(&expired.token)
             .modules()
             .await
@@ -232,7 +237,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
 
     // 403: a valid token without the right, naming it.
     let invoker = mint(
-        &s.admin,
+        &s.cp.admin,
         MintRequest {
             rights: Some(vec!["invoke".into()]),
             ..Default::default()
@@ -248,7 +253,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_eq!(c, ErrorCode::Forbidden);
     assert!(m.contains("does not grant the `deploy` right"), "{m}");
     let chat_deployer = mint(
-        &s.admin,
+        &s.cp.admin,
         MintRequest {
             actor_type: Some("chat".into()),
             rights: Some(vec!["deploy".into()]),
@@ -267,7 +272,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
 
     // 404: unknown module, unknown deployment, unknown route.
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .deploy("counter", &"0".repeat(64), None)
             .await
             .unwrap_err(),
@@ -275,22 +280,27 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_eq!(c, ErrorCode::NotFound);
     assert!(m.contains("upload it first"), "{m}");
     assert_eq!(
-        code(s.admin.deployment("counter").await.unwrap_err()).0,
+        code(s.cp.admin.deployment("counter").await.unwrap_err()).0,
         ErrorCode::NotFound
     );
     assert_eq!(
-        code(s.admin.module("abc").await.unwrap_err()).0,
+        code(s.cp.admin.module("abc").await.unwrap_err()).0,
         ErrorCode::NotFound
     );
 
     // 413: an oversized upload.
-    let (c, m) = code(s.admin.upload_module(vec![0u8; 300_000]).await.unwrap_err());
+    let (c, m) = code(
+        s.cp.admin
+            .upload_module(vec![0u8; 300_000])
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(c, ErrorCode::TooLarge);
     assert!(m.contains("200000"), "{m}");
 
     // 422: not an actor component, with the reason.
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .upload_module(b"\0asm\x01\0\0\0".to_vec())
             .await
             .unwrap_err(),
@@ -298,25 +308,25 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
     assert_eq!(c, ErrorCode::Invalid);
     assert!(m.contains("core module"), "{m}");
     assert_eq!(
-        s.admin.modules().await.unwrap().len(),
+        s.cp.admin.modules().await.unwrap().len(),
         1,
         "nothing invalid was stored"
     );
 
     // 503, retryable: the store is unavailable.
     s.store.down.store(true, Ordering::SeqCst);
-    let e = s
-        .admin
-        .deploy("counter", &v1.content_id, None)
-        .await
-        .unwrap_err();
+    let e =
+        s.cp.admin
+            .deploy("counter", &v1.content_id, None)
+            .await
+            .unwrap_err();
     assert!(e.is_retryable());
     let (c, m) = code(e);
     assert_eq!(c, ErrorCode::Unavailable);
     assert!(m.contains("the disk is gone"), "{m}");
     s.store.down.store(false, Ordering::SeqCst);
     assert_eq!(
-        code(s.admin.deployment("counter").await.unwrap_err()).0,
+        code(s.cp.admin.deployment("counter").await.unwrap_err()).0,
         ErrorCode::NotFound,
         "the failed deploy wrote nothing"
     );
@@ -325,12 +335,16 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
 #[tokio::test]
 async fn a_node_places_commits_reads_and_follows_changes() {
     let s = start(|_| {}).await;
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
-    s.admin
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
+    s.cp.admin
         .deploy("counter", &v1.content_id, None)
         .await
         .unwrap();
-    let node = common::enrolled_node(&s.admin, "n1").await;
+    let node = s.cp.enrolled_node("n1").await;
     node.register(
         "n1",
         &RegisterRequest {
@@ -413,8 +427,12 @@ async fn a_node_places_commits_reads_and_follows_changes() {
         let (node, cursor) = (node.clone(), sync.cursor.clone());
         tokio::spawn(async move { node.watch("n1", &cursor, Duration::from_secs(20)).await })
     };
-    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
-    s.admin
+    let v2 =
+        s.cp.admin
+            .upload_module(actor_component("v2"))
+            .await
+            .unwrap();
+    s.cp.admin
         .deploy("counter", &v2.content_id, None)
         .await
         .unwrap();
@@ -439,7 +457,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
 async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
     let s = start(|_| {}).await;
     let minter = mint(
-        &s.admin,
+        &s.cp.admin,
         MintRequest {
             actor_type: Some("counter".into()),
             rights: Some(vec!["mint".into(), "invoke".into(), "revoke".into()]),
@@ -498,17 +516,17 @@ async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
         .await
         .unwrap();
     assert_eq!(revoked.token_id, narrow.token_id);
-    let one = s.admin.revocation(&narrow.token_id).await.unwrap();
+    let one = s.cp.admin.revocation(&narrow.token_id).await.unwrap();
     assert_eq!(one.reason.as_deref(), Some("leaked"));
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .revocation(&revoked.token_id.replace(|_: char| true, "0"))
             .await
             .unwrap_err(),
     );
     assert_eq!(c, ErrorCode::NotFound, "{m}");
     assert!(m.contains("not revoked"), "{m}");
-    let listed = s.admin.revocations().await.unwrap();
+    let listed = s.cp.admin.revocations().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].reason.as_deref(), Some("leaked"));
     // The revoked token is refused from now on (a revoked "mint" token cannot mint).
@@ -527,7 +545,7 @@ async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
         .await
         .unwrap();
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .with_token(&revoked_minter.token)
             .mint(&MintRequest::default())
             .await
@@ -540,8 +558,8 @@ async fn minted_tokens_are_never_wider_and_revocation_takes_effect() {
 #[tokio::test]
 async fn rotated_keys_keep_old_tokens_until_retired() {
     let s = start(|_| {}).await;
-    let old_key = s.admin.keys().await.unwrap().remove(0);
-    let rotated = s.admin.rotate_key().await.unwrap();
+    let old_key = s.cp.admin.keys().await.unwrap().remove(0);
+    let rotated = s.cp.admin.rotate_key().await.unwrap();
     let keys = rotated.keys;
     assert_eq!(keys.iter().filter(|k| k.state == "active").count(), 1);
     assert_eq!(
@@ -553,10 +571,10 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
     );
     // Tokens of the old key still work, and tokens minted from them extend their chain (so
     // they keep its key); the rotation re-issued the caller's capability under the new key.
-    let minted_after = mint(&s.admin, MintRequest::default()).await;
-    let new_admin = s.admin.with_token(&rotated.token);
+    let minted_after = mint(&s.cp.admin, MintRequest::default()).await;
+    let new_admin = s.cp.admin.with_token(&rotated.token);
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .retire_key(&keys.iter().find(|k| k.state == "active").unwrap().key_id)
             .await
             .unwrap_err(),
@@ -564,7 +582,7 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
     assert_eq!(c, ErrorCode::Conflict);
     assert!(m.contains("rotate"), "{m}");
     new_admin.retire_key(&old_key.key_id).await.unwrap();
-    let (c, m) = code(s.admin.modules().await.unwrap_err());
+    let (c, m) = code(s.cp.admin.modules().await.unwrap_err());
     assert_eq!(
         c,
         ErrorCode::Unauthenticated,
@@ -588,7 +606,7 @@ async fn rotated_keys_keep_old_tokens_until_retired() {
 
 /// A node token for `id`, registered in `region` and heartbeating until eligible.
 async fn eligible_node(s: &Server, id: &str, region: &str) -> Client {
-    let node = common::enrolled_node(&s.admin, id).await;
+    let node = s.cp.enrolled_node(id).await;
     node.register(
         id,
         &RegisterRequest {
@@ -626,18 +644,18 @@ async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
         placement_weight: 100,
         jurisdiction: Some("eu".into()),
     };
-    let declared = s.admin.put_region("eu-west", &eu).await.unwrap();
+    let declared = s.cp.admin.put_region("eu-west", &eu).await.unwrap();
     assert_eq!(
         (declared.placement_weight, declared.jurisdiction.as_deref()),
         (100, Some("eu"))
     );
-    let same = s.admin.put_region("eu-west", &eu).await.unwrap();
+    let same = s.cp.admin.put_region("eu-west", &eu).await.unwrap();
     assert_eq!(
         same, declared,
         "declaring the same settings changes nothing"
     );
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .put_region(
                 "eu-west",
                 &RegionRequest {
@@ -651,13 +669,17 @@ async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
     assert_eq!(c, ErrorCode::BadRequest);
     assert!(m.contains("placement_weight"), "{m}");
     assert_eq!(
-        s.admin.regions().await.unwrap(),
+        s.cp.admin.regions().await.unwrap(),
         std::slice::from_ref(&declared)
     );
 
     // A region of weight 0 takes no new placements, not even on its own nodes.
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
-    s.admin
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
+    s.cp.admin
         .deploy("counter", &v1.content_id, None)
         .await
         .unwrap();
@@ -666,7 +688,7 @@ async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
         placement_weight: 0,
         ..eu
     };
-    s.admin.put_region("eu-west", &drained).await.unwrap();
+    s.cp.admin.put_region("eu-west", &drained).await.unwrap();
     let (c, m) = code(
         node.ensure_activation("n1", &ensure("counter", "a"))
             .await
@@ -675,10 +697,10 @@ async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
     assert_eq!(c, ErrorCode::Unavailable);
     assert!(m.contains("placement weight"), "{m}");
     // Removing the declaration: the node's region counts with the default weight again.
-    s.admin.delete_region("eu-west").await.unwrap();
-    let (c, _) = code(s.admin.region("eu-west").await.unwrap_err());
+    s.cp.admin.delete_region("eu-west").await.unwrap();
+    let (c, _) = code(s.cp.admin.region("eu-west").await.unwrap_err());
     assert_eq!(c, ErrorCode::NotFound);
-    let (c, _) = code(s.admin.delete_region("eu-west").await.unwrap_err());
+    let (c, _) = code(s.cp.admin.delete_region("eu-west").await.unwrap_err());
     assert_eq!(c, ErrorCode::NotFound);
     let placed = node
         .ensure_activation("n1", &ensure("counter", "a"))
@@ -690,8 +712,12 @@ async fn regions_are_declared_changed_removed_and_weigh_on_placement() {
 #[tokio::test]
 async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
     let s = start(|_| {}).await;
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
-    s.admin
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
+    s.cp.admin
         .deploy("counter", &v1.content_id, None)
         .await
         .unwrap();
@@ -701,20 +727,20 @@ async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
         .await
         .unwrap();
 
-    let (c, m) = code(s.admin.delete_module(&v1.content_id).await.unwrap_err());
+    let (c, m) = code(s.cp.admin.delete_module(&v1.content_id).await.unwrap_err());
     assert_eq!(c, ErrorCode::Conflict);
     assert!(
         m.contains("`counter`"),
         "names the deployment using it: {m}"
     );
 
-    let removed = s
-        .admin
-        .remove_deployment("counter", Some("retired"))
-        .await
-        .unwrap();
+    let removed =
+        s.cp.admin
+            .remove_deployment("counter", Some("retired"))
+            .await
+            .unwrap();
     assert_eq!((removed.active, removed.canary), (None, None));
-    let detail = s.admin.deployment("counter").await.unwrap();
+    let detail = s.cp.admin.deployment("counter").await.unwrap();
     assert_eq!(detail.history[0].action, "remove");
     assert_eq!(
         detail.history[0].from.as_deref(),
@@ -729,22 +755,26 @@ async fn a_removed_deployment_places_nothing_and_frees_its_modules() {
     assert_eq!(c, ErrorCode::NotFound);
     assert!(m.contains("no deployed version"), "{m}");
     let (c, _) = code(
-        s.admin
+        s.cp.admin
             .remove_deployment("counter", None)
             .await
             .unwrap_err(),
     );
     assert_eq!(c, ErrorCode::NotFound);
 
-    s.admin.delete_module(&v1.content_id).await.unwrap();
-    let (c, _) = code(s.admin.module(&v1.content_id).await.unwrap_err());
+    s.cp.admin.delete_module(&v1.content_id).await.unwrap();
+    let (c, _) = code(s.cp.admin.module(&v1.content_id).await.unwrap_err());
     assert_eq!(c, ErrorCode::NotFound);
-    let (c, _) = code(s.admin.delete_module(&v1.content_id).await.unwrap_err());
+    let (c, _) = code(s.cp.admin.delete_module(&v1.content_id).await.unwrap_err());
     assert_eq!(c, ErrorCode::NotFound);
 
     // Deployed again (new code): the actor whose last version is gone starts on the new one.
-    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
-    s.admin
+    let v2 =
+        s.cp.admin
+            .upload_module(actor_component("v2"))
+            .await
+            .unwrap();
+    s.cp.admin
         .deploy("counter", &v2.content_id, None)
         .await
         .unwrap();
@@ -770,19 +800,19 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
         rights: Some(vec!["deploy".into()]),
         ..Default::default()
     };
-    let chat = mint(&s.admin, scoped("chat")).await;
-    let billing = mint(&s.admin, scoped("billing")).await;
+    let chat = mint(&s.cp.admin, scoped("chat")).await;
+    let billing = mint(&s.cp.admin, scoped("billing")).await;
     let of_billing = billing
         .upload_module(actor_component("billing"))
         .await
         .unwrap();
     assert_eq!(of_billing.actor_types, ["billing"]);
     let of_chat = chat.upload_module(actor_component("chat")).await.unwrap();
-    let typeless = s
-        .admin
-        .upload_module(actor_component("admin"))
-        .await
-        .unwrap();
+    let typeless =
+        s.cp.admin
+            .upload_module(actor_component("admin"))
+            .await
+            .unwrap();
     assert!(typeless.actor_types.is_empty());
 
     // Listing shows the scoped token its type's modules only; the unscoped one sees every module.
@@ -794,7 +824,7 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
         .map(|m| m.content_id)
         .collect();
     assert_eq!(listed, std::slice::from_ref(&of_chat.content_id));
-    assert_eq!(s.admin.modules().await.unwrap().len(), 3);
+    assert_eq!(s.cp.admin.modules().await.unwrap().len(), 3);
 
     // Reading, deleting and deploying another type's module, or a typeless one: refused, and
     // the module is untouched.
@@ -810,17 +840,17 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
         assert!(m.contains("among the modules of actor type `chat`"), "{m}");
         let (c, m) = code(chat.canary("chat", other, 10.0).await.unwrap_err());
         assert_eq!(c, ErrorCode::NotFound, "{m}");
-        assert!(s.admin.module(other).await.is_ok());
+        assert!(s.cp.admin.module(other).await.is_ok());
     }
     assert!(
-        s.admin.deployment("chat").await.is_err(),
+        s.cp.admin.deployment("chat").await.is_err(),
         "nothing was deployed"
     );
     chat.deploy("chat", &of_chat.content_id, None)
         .await
         .unwrap();
     // An unscoped token deploys any module, typeless or not.
-    s.admin
+    s.cp.admin
         .deploy("billing", &typeless.content_id, None)
         .await
         .unwrap();
@@ -833,7 +863,7 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
         .unwrap();
     assert_eq!(shared.content_id, of_billing.content_id);
     assert_eq!(shared.actor_types, ["chat"]);
-    let full = s.admin.module(&of_billing.content_id).await.unwrap();
+    let full = s.cp.admin.module(&of_billing.content_id).await.unwrap();
     assert_eq!(full.actor_types, ["billing", "chat"]);
     for (token, name) in [(&chat, "chat"), (&billing, "billing")] {
         let (c, m) = code(
@@ -849,12 +879,15 @@ async fn a_type_scoped_deploy_token_reaches_only_its_type_s_modules() {
             "{m}"
         );
     }
-    s.admin.delete_module(&of_billing.content_id).await.unwrap();
+    s.cp.admin
+        .delete_module(&of_billing.content_id)
+        .await
+        .unwrap();
     // A module of the scoped token's type alone is its to delete (once no deployment uses it).
     let spare = chat.upload_module(actor_component("spare")).await.unwrap();
     chat.delete_module(&spare.content_id).await.unwrap();
     assert_eq!(
-        code(s.admin.module(&spare.content_id).await.unwrap_err()).0,
+        code(s.cp.admin.module(&spare.content_id).await.unwrap_err()).0,
         ErrorCode::NotFound
     );
 }
@@ -879,23 +912,34 @@ fn the_data_directory_is_created_owner_only_and_the_store_file_too() {
 #[tokio::test]
 async fn names_with_slashes_spaces_and_escapes_reach_their_own_routes() {
     let s = start(|_| {}).await;
-    let v1 = s.admin.upload_module(actor_component("v1")).await.unwrap();
-    let v2 = s.admin.upload_module(actor_component("v2")).await.unwrap();
+    let v1 =
+        s.cp.admin
+            .upload_module(actor_component("v1"))
+            .await
+            .unwrap();
+    let v2 =
+        s.cp.admin
+            .upload_module(actor_component("v2"))
+            .await
+            .unwrap();
     let odd = "team/a counter?x=1&y=%41";
-    s.admin.deploy(odd, &v1.content_id, None).await.unwrap();
-    s.admin.deploy("team", &v2.content_id, None).await.unwrap();
-    let d = s.admin.canary(odd, &v2.content_id, 5.0).await.unwrap();
+    s.cp.admin.deploy(odd, &v1.content_id, None).await.unwrap();
+    s.cp.admin
+        .deploy("team", &v2.content_id, None)
+        .await
+        .unwrap();
+    let d = s.cp.admin.canary(odd, &v2.content_id, 5.0).await.unwrap();
     assert_eq!(
         d.actor_type, odd,
         "the canary reached the odd name's deployment"
     );
-    let detail = s.admin.deployment(odd).await.unwrap();
+    let detail = s.cp.admin.deployment(odd).await.unwrap();
     assert_eq!(
         detail.deployment.active.as_deref(),
         Some(v1.content_id.as_str())
     );
     assert_eq!(
-        s.admin
+        s.cp.admin
             .deployment("team")
             .await
             .unwrap()
@@ -905,18 +949,18 @@ async fn names_with_slashes_spaces_and_escapes_reach_their_own_routes() {
         Some(v2.content_id.as_str()),
         "a name's prefix is another deployment"
     );
-    assert!(s.admin.activations(Some(odd)).await.unwrap().is_empty());
+    assert!(s.cp.admin.activations(Some(odd)).await.unwrap().is_empty());
     let region = "eu west/1";
     let request = RegionRequest {
         placement_weight: 3,
         jurisdiction: None,
     };
-    s.admin.put_region(region, &request).await.unwrap();
-    assert_eq!(s.admin.region(region).await.unwrap().name, region);
-    s.admin.delete_region(region).await.unwrap();
+    s.cp.admin.put_region(region, &request).await.unwrap();
+    assert_eq!(s.cp.admin.region(region).await.unwrap().name, region);
+    s.cp.admin.delete_region(region).await.unwrap();
 
     let (c, m) = code(
-        s.admin
+        s.cp.admin
             .send(
                 Method::GET,
                 "/v1/deployments/%FF%FE",

@@ -4,46 +4,23 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
-use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_test_kit::raw::read_until_closed;
+use latchkey_test_kit::{Launch, ServedControlPlane};
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::server::{ServerLimits, ServerOptions};
-use latchkey_wire::tls::{ServerTls, Trust, dev_certs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Running {
-    address: SocketAddr,
-    admin_token: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start(options: ServerOptions) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    config.lease = common::SETTINGS;
-    let opened = ControlPlane::open(config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(latchkey_control_plane::api::serve_with(
-        opened.control_plane,
-        listener,
-        options,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Running {
-        address,
-        admin_token: opened.new_admin_token.expect("a new admin token"),
-        _dir: dir,
-        _stop: stop,
-    }
+/// A control plane serving with `server`'s limits.
+async fn start(server: ServerOptions) -> ServedControlPlane {
+    let launch = Launch {
+        server,
+        ..Launch::default()
+    };
+    ServedControlPlane::start(launch, |config| config.lease = common::SETTINGS).await
 }
 
 fn short(header_ms: u64, body_ms: u64, idle_ms: u64) -> ServerOptions {
@@ -58,24 +35,6 @@ fn short(header_ms: u64, body_ms: u64, idle_ms: u64) -> ServerOptions {
     }
 }
 
-/// Reads until the server closes the connection; panics after `deadline`.
-async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> String {
-    let mut all = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => all.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(deadline, read)
-        .await
-        .expect("the server closed the connection before the deadline");
-    String::from_utf8_lossy(&all).into_owned()
-}
-
 #[tokio::test]
 async fn a_slow_admin_body_is_408_naming_the_timeout() {
     let cp = start(short(5_000, 300, 10_000)).await;
@@ -87,6 +46,7 @@ async fn a_slow_admin_body_is_408_naming_the_timeout() {
     stream.write_all(head.as_bytes()).await.unwrap();
     let started = Instant::now();
     let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    let answer = String::from_utf8_lossy(&answer);
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
@@ -127,21 +87,13 @@ async fn an_idle_connection_is_closed_but_a_tail_stream_in_progress_is_not() {
 
 #[tokio::test]
 async fn the_admin_api_answers_over_https_with_the_ca_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dev_certs(dir.path()).unwrap();
-    let tls = ServerTls::from_pem_files(&certs.cert, &certs.key).unwrap();
-    let cp = start(ServerOptions {
-        tls: Some(tls),
-        ..ServerOptions::default()
-    })
-    .await;
+    let launch = Launch {
+        tls: true,
+        ..Launch::default()
+    };
+    let cp = ServedControlPlane::start(launch, |config| config.lease = common::SETTINGS).await;
     let port = cp.address.port();
-    let trust = Trust::ca_file(&certs.ca).unwrap();
-    let admin = Client::with_trust(
-        &format!("https://localhost:{port}"),
-        &cp.admin_token,
-        &trust,
-    );
+    let admin = cp.client(&format!("https://localhost:{port}"), &cp.admin_token);
     assert!(admin.modules().await.unwrap().is_empty());
     let minted = admin
         .mint(&latchkey_wire::admin::MintRequest::default())

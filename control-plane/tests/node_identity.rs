@@ -10,41 +10,23 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Method;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
 use latchkey_caps::node::{CONTROL_PLANE_AUDIENCE, NodeCertificate, NodeKey};
 use latchkey_caps::{IssuerKey, PublicKey};
-use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_test_kit::raw::request as raw;
+use latchkey_test_kit::signing::signed_headers;
+use latchkey_test_kit::{Launch, ServedControlPlane};
 use latchkey_wire::admin::{MintRequest, RevokeRequest};
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::identity::{self, NodeCredentials, Outgoing};
 use latchkey_wire::node::{EnsureActivationRequest, Fence, HeartbeatRequest, RegisterRequest};
 use latchkey_wire::{ErrorCode, Generation, encode};
 
-struct Server {
-    url: String,
-    admin: Client,
-    dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    config.lease = common::SETTINGS;
-    config.node_certificate_ttl = Duration::from_secs(600);
-    let opened = ControlPlane::open(config).unwrap();
-    let token = opened.new_admin_token.unwrap();
-    let (url, stop) = common::serve(opened.control_plane).await;
-    Server {
-        admin: Client::new(&url, &token),
-        url,
-        dir,
-        _stop: stop,
-    }
+async fn start() -> ServedControlPlane {
+    ServedControlPlane::start(Launch::default(), |config| {
+        config.lease = common::SETTINGS;
+        config.node_certificate_ttl = Duration::from_secs(600);
+    })
+    .await
 }
 
 fn code(e: ClientError) -> (ErrorCode, String) {
@@ -65,40 +47,6 @@ async fn mint(admin: &Client, request: MintRequest) -> Client {
     admin.with_token(&admin.mint(&request).await.unwrap().token)
 }
 
-/// Credentials of node `id` with a fresh key, enrolled through `admin`.
-async fn enrolled(admin: &Client, id: &str) -> Arc<NodeCredentials> {
-    let token = admin.enrolment_token(id, None).await.unwrap().token;
-    let credentials = Arc::new(NodeCredentials::new(id, NodeKey::generate()));
-    let answer = admin.enrol(&credentials, &token).await.unwrap();
-    credentials.set_certificate(NodeCertificate::from_text(&answer.certificate).unwrap());
-    credentials
-}
-
-/// One raw request: status and body text.
-async fn raw(
-    url: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Vec<u8>,
-) -> (u16, String) {
-    let client: Hyper<_, Full<Bytes>> =
-        Hyper::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = http::Request::builder()
-        .method(Method::from_bytes(method.as_bytes()).unwrap())
-        .uri(format!("{url}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = client
-        .request(request.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// The headers of `credentials` signing `method path` with `body` for the control plane.
 fn signed(
     credentials: &NodeCredentials,
@@ -106,20 +54,7 @@ fn signed(
     path: &str,
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
-    let bound = identity::bound_values(|_| None);
-    credentials.sign(
-        &Outgoing {
-            audience: CONTROL_PLANE_AUDIENCE,
-            method,
-            path,
-            body,
-            bound: &bound,
-        },
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
+    signed_headers(credentials, None, method, path, body)
 }
 
 /// Finding 1: a token without an audience (here `invoke,read-state`, no type, key or audience)
@@ -168,7 +103,7 @@ async fn no_bearer_token_is_a_node_credential() {
 #[tokio::test]
 async fn a_node_cannot_act_for_another_node() {
     let s = start().await;
-    let node_a = Client::for_node(&s.url, enrolled(&s.admin, "node-a").await);
+    let node_a = Client::for_node(&s.url, s.enrolled_credentials("node-a").await);
     assert_eq!(
         node_a.register("node-a", &register()).await.unwrap().epoch,
         1
@@ -266,8 +201,8 @@ async fn enrolment_capabilities_are_single_purpose_and_single_use() {
     }
 }
 
-fn read_admin(s: &Server) -> String {
-    std::fs::read_to_string(s.dir.path().join("admin.token")).unwrap()
+fn read_admin(s: &ServedControlPlane) -> String {
+    std::fs::read_to_string(s.data_dir().join("admin.token")).unwrap()
 }
 
 /// A captured node request is good once, for its recipient, as sent: a replay, a change of
@@ -275,7 +210,7 @@ fn read_admin(s: &Server) -> String {
 #[tokio::test]
 async fn a_captured_node_request_cannot_be_replayed_or_altered() {
     let s = start().await;
-    let n1 = enrolled(&s.admin, "n1").await;
+    let n1 = s.enrolled_credentials("n1").await;
     let body = encode(&register());
     let path = "/v1/nodes/n1/register";
     let headers = signed(&n1, "POST", path, &body);
@@ -341,7 +276,7 @@ async fn a_captured_node_request_cannot_be_replayed_or_altered() {
 #[tokio::test]
 async fn re_enrolment_and_removal_revoke_the_old_key_and_certificates_expire() {
     let s = start().await;
-    let first = enrolled(&s.admin, "n1").await;
+    let first = s.enrolled_credentials("n1").await;
     let old = Client::for_node(&s.url, Arc::clone(&first));
     old.register("n1", &register()).await.unwrap();
     let cert = first.certificate().unwrap();
@@ -353,7 +288,7 @@ async fn re_enrolment_and_removal_revoke_the_old_key_and_certificates_expire() {
     assert_eq!(renewed.node_key(), cert.node_key());
     assert!(renewed.expires_at() >= cert.expires_at());
 
-    let second = Client::for_node(&s.url, enrolled(&s.admin, "n1").await);
+    let second = Client::for_node(&s.url, s.enrolled_credentials("n1").await);
     second.sync("n1").await.unwrap();
     let (c, m) = code(
         old.heartbeat(
@@ -379,7 +314,7 @@ async fn re_enrolment_and_removal_revoke_the_old_key_and_certificates_expire() {
     assert!(m.contains("revoked"), "{m}");
 
     // An expired certificate, even one the control plane's own key signed, is refused.
-    let issuer = std::fs::read_dir(s.dir.path())
+    let issuer = std::fs::read_dir(s.data_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -390,7 +325,7 @@ async fn re_enrolment_and_removal_revoke_the_old_key_and_certificates_expire() {
         })
         .map(|p| IssuerKey::from_secret_text(&std::fs::read_to_string(p).unwrap()).unwrap())
         .unwrap();
-    let third = enrolled(&s.admin, "n3").await;
+    let third = s.enrolled_credentials("n3").await;
     let key: PublicKey = third.public_key();
     third
         .set_certificate(NodeCertificate::issue(&issuer, "n3", &key, now - 100, now - 10).unwrap());

@@ -9,57 +9,18 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
-use latchkey_caps::node::{CONTROL_PLANE_AUDIENCE, NodeCertificate, NodeKey};
-use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_caps::node::NodeKey;
+use latchkey_test_kit::raw::request;
+use latchkey_test_kit::signing::signed_headers;
+use latchkey_test_kit::{Launch, ServedControlPlane};
 use latchkey_wire::client::Client;
-use latchkey_wire::identity::{self, NodeCredentials, Outgoing};
+use latchkey_wire::identity::NodeCredentials;
 use latchkey_wire::node::{EnrolRequest, HeartbeatRequest, OutcomeReport, RegisterRequest};
 use latchkey_wire::nodeapi::{self, Method, NODE_ROUTES, NodeRoute, RouteInfo};
 use latchkey_wire::tail::TailBatch;
 
-struct Server {
-    url: String,
-    admin: Client,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::new(dir.path());
-    config.lease = common::SETTINGS;
-    let opened = ControlPlane::open(config).unwrap();
-    let token = opened.new_admin_token.unwrap();
-    let (url, stop) = common::serve(opened.control_plane).await;
-    Server {
-        admin: Client::new(&url, &token),
-        url,
-        _dir: dir,
-        _stop: stop,
-    }
-}
-
-/// Credentials of node `id` with a fresh key, enrolled through `admin`.
-async fn enrolled(admin: &Client, id: &str) -> Arc<NodeCredentials> {
-    let token = admin.enrolment_token(id, None).await.unwrap().token;
-    let credentials = Arc::new(NodeCredentials::new(id, NodeKey::generate()));
-    let answer = admin.enrol(&credentials, &token).await.unwrap();
-    credentials.set_certificate(NodeCertificate::from_text(&answer.certificate).unwrap());
-    credentials
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+async fn start() -> ServedControlPlane {
+    ServedControlPlane::start(Launch::default(), |config| config.lease = common::SETTINGS).await
 }
 
 /// One raw request, signed by `credentials` (binding `bearer` as `Authorization` if given, as
@@ -72,39 +33,9 @@ async fn signed_raw(
     path: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let authorization = bearer.map(|t| format!("Bearer {t}"));
-    let bound = identity::bound_values(|name| {
-        (name == "authorization")
-            .then_some(authorization.as_deref())
-            .flatten()
-            .map(str::as_bytes)
-    });
-    let outgoing = Outgoing {
-        audience: CONTROL_PLANE_AUDIENCE,
-        method: method.as_str(),
-        path,
-        body,
-        bound: &bound,
-    };
-    let mut request = http::Request::builder()
-        .method(method.as_str())
-        .uri(format!("{url}{path}"))
-        .header("content-type", latchkey_wire::NODE_CONTENT_TYPE);
-    for (name, value) in credentials.sign(&outgoing, now_ms()) {
-        request = request.header(name, value);
-    }
-    if let Some(authorization) = &authorization {
-        request = request.header("authorization", authorization);
-    }
-    let client: Hyper<_, Full<Bytes>> =
-        Hyper::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let response = client
-        .request(request.body(Full::new(Bytes::from(body.to_vec()))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let mut headers = signed_headers(credentials, bearer, method.as_str(), path, body);
+    headers.push(("content-type", latchkey_wire::NODE_CONTENT_TYPE.to_owned()));
+    request(url, method.as_str(), path, &headers, body.to_vec()).await
 }
 
 /// `route`'s path for node `node_id`, its parameters filled in.
@@ -120,7 +51,7 @@ fn path_of(route: &RouteInfo, node_id: &str) -> String {
 #[tokio::test]
 async fn every_route_of_the_table_reaches_its_handler() {
     let s = start().await;
-    let node = enrolled(&s.admin, "n1").await;
+    let node = s.enrolled_credentials("n1").await;
     for route in NODE_ROUTES {
         let (credentials, bearer) = if *route == EnrolRequest::ROUTE {
             // Enrolment is signed by the key it enrols, with a fresh enrolment capability.
@@ -166,7 +97,7 @@ async fn every_route_of_the_table_reaches_its_handler() {
 #[tokio::test]
 async fn the_clients_named_methods_are_answered_by_the_router() {
     let s = start().await;
-    let node = Client::for_node(&s.url, enrolled(&s.admin, "n1").await);
+    let node = Client::for_node(&s.url, s.enrolled_credentials("n1").await);
     let register = RegisterRequest {
         region: "eu".into(),
         address: "127.0.0.1:9".into(),
@@ -191,7 +122,7 @@ async fn the_clients_named_methods_are_answered_by_the_router() {
     node.report_outcomes("n1", &OutcomeReport::default())
         .await
         .unwrap();
-    let component = common::actor_component("node-routes");
+    let component = latchkey_test_kit::component::actor_component("node-routes");
     let module = s.admin.upload_module(component.clone()).await.unwrap();
     let bytes = node.fetch_module("n1", &module.content_id).await.unwrap();
     assert_eq!(bytes, component, "the component's bytes as they are");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use latchkey_control_plane::{Config, ControlPlane};
+use latchkey_test_kit::{Launch, ServedControlPlane};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::MintRequest;
 use latchkey_wire::client::{Client, ClientError};
@@ -18,14 +18,9 @@ use latchkey_wire::tail::{
     CallKind, KeyFilter, Level, LineKind, TailBatch, TailEvent, TailFilter, TailKind, TailMessage,
 };
 
-/// A control plane on an embedded store in `dir`; its admin client.
-async fn start(dir: &std::path::Path) -> (Client, tokio::sync::oneshot::Sender<()>) {
-    let mut config = Config::new(dir);
-    config.lease = common::SETTINGS;
-    let opened = ControlPlane::open(config).unwrap();
-    let token = opened.new_admin_token.expect("a new admin token");
-    let (url, stop) = common::serve(opened.control_plane).await;
-    (Client::new(&url, &token), stop)
+/// A control plane on an embedded store.
+async fn start() -> ServedControlPlane {
+    ServedControlPlane::start(Launch::default(), |config| config.lease = common::SETTINGS).await
 }
 
 /// The `data:` messages of a server-sent event stream.
@@ -84,9 +79,9 @@ async fn mint(admin: &Client, request: MintRequest) -> Client {
 
 #[tokio::test]
 async fn a_tail_follows_what_its_token_covers_through_the_nodes_that_follow_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, _stop) = start(dir.path()).await;
-    let node = common::enrolled_node(&admin, "n1").await;
+    let cp = start().await;
+    let admin = cp.admin.clone();
+    let node = cp.enrolled_node("n1").await;
     let registered = RegisterRequest {
         region: "local".into(),
         address: "127.0.0.1:1".into(),
@@ -190,7 +185,7 @@ async fn a_tail_follows_what_its_token_covers_through_the_nodes_that_follow_it()
     }
 
     // Another node's token cannot speak for n1.
-    let n2 = common::enrolled_node(&admin, "n2").await;
+    let n2 = cp.enrolled_node("n2").await;
     assert!(n2.push_tail("n1", &batch).await.is_err());
 
     // The client leaves: the session ends and nodes hear that nobody follows.

@@ -44,7 +44,7 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         if node
-                            .call(support::get(&token, format!("u{}", key % ACTORS)))
+                            .call(support::get(&token, &format!("u{}", key % ACTORS)))
                             .await
                             .is_err()
                         {
@@ -117,7 +117,7 @@ async fn run() {
         .content_id;
     for key in 0..ACTORS {
         node.router()
-            .call(support::get(&bench.token, format!("u{key}")))
+            .call(support::get(&bench.token, &format!("u{key}")))
             .await
             .unwrap();
     }

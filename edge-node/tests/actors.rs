@@ -2,18 +2,14 @@
 //! and a real control plane; durable state across eviction; one instance per actor across nodes;
 //! and every kind of token that must be refused.
 
-mod common;
-
-use common::{Cluster, call_url, eventually, json};
+use latchkey_test_kit::{Cluster, call_url, eventually, json};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{MintRequest, RevokeRequest};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_counts_and_keeps_its_value() {
-    let c = Cluster::start(1, |_| {}).await;
-    c.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = c.invoke_token("counter").await;
+    let (c, token) = Cluster::with_counter(1).await;
     for expected in 1..=3 {
         assert_eq!(
             json(c.call(0, &token, "counter", "k", "inc", "").await),
@@ -76,17 +72,9 @@ async fn state_survives_eviction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_per_actor_through_any_node() {
-    let c = Cluster::start(2, |_| {}).await;
-    c.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = c.invoke_token("counter").await;
-    for i in 1..=10u64 {
-        // Alternate nodes: each call reaches the single instance, wherever it lives.
-        let n = json(
-            c.call((i % 2) as usize, &token, "counter", "shared", "inc", "")
-                .await,
-        );
-        assert_eq!(n, json!(i));
-    }
+    let (c, token) = Cluster::with_counter(2).await;
+    // Alternate nodes: each call reaches the single instance, wherever it lives.
+    c.count_alternating(&token, "shared", 10).await;
     let held: usize = c.nodes.iter().map(|n| n.local_activations()).sum();
     assert_eq!(held, 1, "exactly one node holds the actor");
 }
@@ -173,7 +161,7 @@ async fn tokens_for_another_key_method_or_actor_are_denied() {
     assert_eq!(e.code, ErrorCode::Unauthenticated, "{}", e.message);
 
     // A revocation reaches the node through the change feed.
-    c.admin
+    c.cp.admin
         .revoke(&RevokeRequest {
             token: Some(only_k1.clone()),
             ..RevokeRequest::default()
@@ -433,16 +421,14 @@ async fn a_delegator_passes_on_an_attenuated_token_and_cannot_widen_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_cannot_heartbeat_stops_serving() {
-    let mut c = Cluster::start(1, |_| {}).await;
-    c.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = c.invoke_token("counter").await;
+    let (mut c, token) = Cluster::with_counter(1).await;
     assert_eq!(
         json(c.call(0, &token, "counter", "k", "inc", "").await),
         json!(1)
     );
     // The control plane goes away: no heartbeat succeeds, and the lease runs out on the node's
     // own clock; from then on it refuses to serve, even the activation it holds in memory.
-    c.stop_control_plane();
+    c.cp.stop();
     let e = eventually("the node to stop serving", || async {
         c.call(0, &token, "counter", "k", "get", "").await.err()
     })

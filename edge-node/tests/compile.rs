@@ -3,14 +3,13 @@
 //! control plane's compile check, and by a node that compiles it anyway, each naming the limit
 //! it broke.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Cluster, json};
 use latchkey_control_plane::compile_check::CompileCheck;
 use latchkey_edge_node::compile::{ChildProcess, CompileLimits, Compiler, InProcess};
+use latchkey_test_kit::component::{componentize, leb128 as leb, stub_module};
+use latchkey_test_kit::{Cluster, json};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::client::ClientError;
 use serde_json::json;
@@ -18,26 +17,9 @@ use serde_json::json;
 /// This package's binary, which serves `compile-module`.
 const EDGE_NODE: &str = env!("CARGO_BIN_EXE_latchkey-edge-node");
 
-use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
-use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
-
 // A compile bomb: a valid actor component (it passes upload validation) whose first function is
 // small in bytes but costly to compile: `depth` nested loops around uses of `locals` locals, so
 // the compiler's SSA construction does `depth × locals` work and holds as many values.
-
-const ACTOR_WIT: &str = include_str!("../../actor-sdk/wit/actor.wit");
-
-fn leb(out: &mut Vec<u8>, mut n: u64) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 fn read_leb(bytes: &[u8], at: &mut usize) -> u64 {
     let (mut n, mut shift) = (0u64, 0);
@@ -110,18 +92,10 @@ fn replace_first_body(module: &[u8], body: &[u8]) -> Vec<u8> {
 
 /// A valid actor component whose first function is the bomb.
 fn compile_bomb(depth: u32, locals: u32) -> Vec<u8> {
-    let mut resolve = Resolve::default();
-    let pkg = resolve.push_str("actor.wit", ACTOR_WIT).unwrap();
-    let world = resolve.select_world(&[pkg], Some("actor")).unwrap();
-    let module = dummy_module(&resolve, world, ManglingAndAbi::Legacy(LiftLowerAbi::Sync));
-    let mut module = replace_first_body(&module, &bomb_body(depth, locals));
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).unwrap();
-    ComponentEncoder::default()
-        .validate(true)
-        .module(&module)
-        .unwrap()
-        .encode()
-        .unwrap()
+    componentize(replace_first_body(
+        &stub_module(),
+        &bomb_body(depth, locals),
+    ))
 }
 
 /// The bomb of these tests: about 15 KiB, millions of values to compile.
@@ -168,7 +142,7 @@ async fn both_compilers_run_actors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compile_bomb_is_refused_at_upload_naming_the_limit() {
     let c = Cluster::start_with(1, |cp| cp.compile_check = Some(check(QUICK)), |_| {}).await;
-    let e = c.admin.upload_module(bomb()).await.unwrap_err();
+    let e = c.cp.admin.upload_module(bomb()).await.unwrap_err();
     let ClientError::Api(e) = e else {
         panic!("expected an API error, got {e}");
     };
@@ -179,7 +153,7 @@ async fn a_compile_bomb_is_refused_at_upload_naming_the_limit() {
         e.message
     );
     assert!(
-        c.admin.modules().await.unwrap().is_empty(),
+        c.cp.admin.modules().await.unwrap().is_empty(),
         "nothing stored"
     );
     // A real actor passes the same check.
@@ -191,7 +165,7 @@ async fn a_compile_bomb_is_refused_at_upload_naming_the_limit() {
         timeout: Duration::from_secs(120),
     };
     let c = Cluster::start_with(0, |cp| cp.compile_check = Some(check(tight)), |_| {}).await;
-    let ClientError::Api(e) = c.admin.upload_module(bomb()).await.unwrap_err() else {
+    let ClientError::Api(e) = c.cp.admin.upload_module(bomb()).await.unwrap_err() else {
         panic!("expected an API error");
     };
     assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
@@ -201,7 +175,7 @@ async fn a_compile_bomb_is_refused_at_upload_naming_the_limit() {
         "names the limit: {}",
         e.message
     );
-    c.admin
+    c.cp.admin
         .upload_module(latchkey_examples::COUNTER.to_vec())
         .await
         .unwrap();

@@ -3,53 +3,23 @@
 //! for its owner; the token is checked before the body is read; the node's key is private and
 //! its certificate survives a restart.
 
-mod common;
-
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{Cluster, call_url, json};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client as Hyper;
-use hyper_util::rt::TokioExecutor;
-use latchkey_caps::node::{NodeCertificate, NodeKey, node_audience};
+use latchkey_caps::node::{NodeCertificate, node_audience};
 use latchkey_caps::{Capability, Token};
 use latchkey_edge_node::{EdgeNode, NodeConfig};
+use latchkey_test_kit::raw::post;
+use latchkey_test_kit::{Cluster, call_url, json};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::identity::{self, NodeCredentials, Outgoing};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-async fn counter_cluster(nodes: usize) -> (Cluster, String) {
-    let cluster = Cluster::start(nodes, |_| {}).await;
-    cluster.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = cluster.invoke_token("counter").await;
-    (cluster, token)
-}
-
-/// One raw POST: status and body text.
-async fn post(url: &str, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, String) {
-    let client: Hyper<_, Full<Bytes>> =
-        Hyper::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = http::Request::post(format!("{url}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = client
-        .request(request.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 /// Finding 2: a client-chosen `X-Latchkey-Forwarded-By` made a call "forwarded", and a user
 /// token passed as the node token, so its holder could name any presenter. Now any node-only
 /// header makes the call prove its node, and a client cannot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cannot_spoof_forwarding_or_name_a_presenter() {
-    let (cluster, token) = counter_cluster(1).await;
+    let (cluster, token) = Cluster::with_counter(1).await;
     let url = cluster.node_url(0);
     let path = "/v1/actors/counter/k/inc";
     let bearer = format!("Bearer {token}");
@@ -80,7 +50,7 @@ async fn a_client_cannot_spoof_forwarding_or_name_a_presenter() {
 /// is useless to an HTTP client, which presents for nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_for_an_actor_or_a_node_is_no_client_token() {
-    let (cluster, token) = counter_cluster(1).await;
+    let (cluster, token) = Cluster::with_counter(1).await;
     let parent = Token::from_text(&token).unwrap();
     for audience in ["actor:counter/k", &node_audience("node-0")] {
         let narrowed = parent
@@ -147,16 +117,8 @@ fn forwarded(
 /// changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captured_forwarded_call_is_good_once_and_only_for_its_owner() {
-    let (cluster, token) = counter_cluster(2).await;
-    let spy = Arc::new(NodeCredentials::new("spy", NodeKey::generate()));
-    let enrolment = cluster
-        .admin
-        .enrolment_token("spy", None)
-        .await
-        .unwrap()
-        .token;
-    let answer = cluster.admin.enrol(&spy, &enrolment).await.unwrap();
-    spy.set_certificate(NodeCertificate::from_text(&answer.certificate).unwrap());
+    let (cluster, token) = Cluster::with_counter(2).await;
+    let spy = cluster.cp.enrolled_credentials("spy").await;
     let path = "/v1/actors/counter/k/inc";
     let captured = forwarded(&spy, "node-0", &token, "");
     let (status, m) = post(&cluster.node_url(0), path, &captured, b"null".to_vec()).await;
@@ -210,7 +172,7 @@ async fn a_captured_forwarded_call_is_good_once_and_only_for_its_owner() {
 /// announced, and gets its 401 anyway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_checked_before_the_body_is_read() {
-    let (cluster, _) = counter_cluster(1).await;
+    let (cluster, _) = Cluster::with_counter(1).await;
     let mut socket = tokio::net::TcpStream::connect(cluster.nodes[0].address())
         .await
         .unwrap();
@@ -236,7 +198,7 @@ async fn the_token_is_checked_before_the_body_is_read() {
 async fn a_node_keeps_a_private_key_and_restarts_from_its_certificate() {
     use std::os::unix::fs::PermissionsExt as _;
     let mut cluster = Cluster::start(0, |_| {}).await;
-    let identity_dir = cluster.dir().join("n1-identity");
+    let identity_dir = cluster.cp.dir().join("n1-identity");
     let dir = identity_dir.clone();
     cluster
         .add_node("n1", move |c: &mut NodeConfig| {
@@ -251,9 +213,9 @@ async fn a_node_keeps_a_private_key_and_restarts_from_its_certificate() {
     )
     .unwrap();
     let node = cluster.nodes.pop().unwrap();
-    let mut config = NodeConfig::new("n1", &cluster.cp_url, "");
+    let mut config = NodeConfig::new("n1", &cluster.cp.url, "");
     config.identity.dir = Some(identity_dir.clone());
-    config.runtime.cache_dir = Some(cluster.dir().join("compiled"));
+    config.runtime.cache_dir = Some(cluster.cp.dir().join("compiled"));
     node.shutdown().await;
     let again = EdgeNode::start(config).await.unwrap();
     again.wait_ready(Duration::from_secs(20)).await.unwrap();

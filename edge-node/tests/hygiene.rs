@@ -3,11 +3,9 @@
 //! HTTPS too), plain HTTP to the TLS port failing cleanly, and a slow request body answered 408
 //! naming the timeout; and a node dropped without `shutdown()` freeing everything it held.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, json};
+use latchkey_test_kit::{Cluster, json};
 use latchkey_wire::client::{Client, ClientError};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,24 +13,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_and_forwarding_run_over_https() {
     let c = Cluster::start_tls(2, |_| {}).await;
-    assert!(c.cp_url.starts_with("https://"));
+    assert!(c.cp.url.starts_with("https://"));
     c.deploy("counter", latchkey_examples::COUNTER).await;
     let token = c.invoke_token("counter").await;
 
-    let nodes = c.admin.nodes().await.unwrap();
+    let nodes = c.cp.admin.nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
     for n in &nodes {
         assert!(n.address.starts_with("https://127.0.0.1:"), "{}", n.address);
     }
 
-    for i in 1..=6u64 {
-        // Alternate nodes: one of them forwards each call to the other, over HTTPS.
-        let n = json(
-            c.call((i % 2) as usize, &token, "counter", "shared", "inc", "")
-                .await,
-        );
-        assert_eq!(n, json!(i));
-    }
+    // Alternate nodes: one of them forwards each call to the other, over HTTPS.
+    c.count_alternating(&token, "shared", 6).await;
     let held: usize = c.nodes.iter().map(|n| n.local_activations()).sum();
     assert_eq!(
         held, 1,
@@ -88,9 +80,7 @@ async fn a_slow_call_body_is_408_naming_the_timeout() {
 /// below the router holds the node, so no ownership cycle keeps them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_dropped_without_shutdown_frees_its_activations_and_runtime() {
-    let mut c = Cluster::start(1, |_| {}).await;
-    c.deploy("counter", latchkey_examples::COUNTER).await;
-    let token = c.invoke_token("counter").await;
+    let (mut c, token) = Cluster::with_counter(1).await;
     assert_eq!(
         json(c.call(0, &token, "counter", "k", "inc", "").await),
         json!(1)
@@ -99,7 +89,7 @@ async fn a_node_dropped_without_shutdown_frees_its_activations_and_runtime() {
     let state = c.nodes[0].downgrade();
     let address = c.nodes[0].address();
     drop(c.nodes.remove(0));
-    common::eventually("the dropped node's state to be freed", || {
+    latchkey_test_kit::eventually("the dropped node's state to be freed", || {
         let freed = state.upgrade().is_none();
         async move { freed.then_some(()) }
     })

@@ -2,11 +2,9 @@
 //! each fail only the call that caused them, with an error naming what happened; their writes
 //! are discarded; the instance is reset; and the node keeps serving other actors meanwhile.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, json};
+use latchkey_test_kit::{Cluster, json};
 use latchkey_wire::ErrorCode;
 use serde_json::json;
 
@@ -64,7 +62,7 @@ async fn an_infinite_loop_hits_the_cpu_limit_while_others_are_served() {
     let spinner = {
         let (url, t) = (c.node_url(0), t.clone());
         tokio::spawn(async move {
-            common::call_url(&url, &t, "hostile", "spinner", "spin", Vec::new()).await
+            latchkey_test_kit::call_url(&url, &t, "hostile", "spinner", "spin", Vec::new()).await
         })
     };
     // While one actor spins, others answer: the spinning call yields at every epoch tick.
@@ -127,15 +125,15 @@ async fn a_full_mailbox_answers_overloaded() {
     // One call occupies the actor for seconds; the mailbox holds two more; the rest overflow.
     let busy = {
         let (url, t) = (c.node_url(0), t.clone());
-        tokio::spawn(
-            async move { common::call_url(&url, &t, "hostile", "h", "spin", Vec::new()).await },
-        )
+        tokio::spawn(async move {
+            latchkey_test_kit::call_url(&url, &t, "hostile", "h", "spin", Vec::new()).await
+        })
     };
     let mut answers = Vec::new();
     for _ in 0..6 {
         let (url, t) = (c.node_url(0), t.clone());
         answers.push(tokio::spawn(async move {
-            common::call_url(&url, &t, "hostile", "h", "ok", Vec::new()).await
+            latchkey_test_kit::call_url(&url, &t, "hostile", "h", "ok", Vec::new()).await
         }));
     }
     let mut overloaded = 0;

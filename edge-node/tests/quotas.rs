@@ -2,9 +2,7 @@
 //! refused commit writes nothing, reaches the caller as `quota_exceeded` naming the limit and the
 //! actor's usage, and leaves the actor serving; deleting frees the quota.
 
-mod common;
-
-use common::{Cluster, json};
+use latchkey_test_kit::{Cluster, json};
 use latchkey_wire::ErrorCode;
 use serde_json::json;
 
@@ -85,7 +83,7 @@ async fn new_actors_per_token_are_rate_limited_but_existing_ones_are_not() {
         rights: Some(vec!["invoke".into()]),
         ..Default::default()
     };
-    let minted = c.admin.mint(&request).await.unwrap();
+    let minted = c.cp.admin.mint(&request).await.unwrap();
     let t = minted.token;
     // Compile the module first (through another token), so the calls below are quick.
     let other = c.invoke_token("counter").await;

@@ -3,15 +3,13 @@
 //! touches only its bucket; a failing upgrade hook keeps the old version; a removed deployment
 //! ends its live actors.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Cluster, call_url, eventually_within, json};
 use latchkey_examples::{COUNTER, COUNTER_FAILING_UPGRADE, COUNTER_V2, COUNTER_V3};
+use latchkey_test_kit::{Cluster, call_url, eventually_within, json};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{DeploymentDetail, RollbackPolicy};
 use latchkey_wire::canary::{basis_points, in_canary};
@@ -20,7 +18,7 @@ use tokio::task::JoinHandle;
 
 /// Uploads `component` and returns its content id (without deploying it).
 async fn upload(c: &Cluster, component: &[u8]) -> String {
-    c.admin
+    c.cp.admin
         .upload_module(component.to_vec())
         .await
         .unwrap()
@@ -28,7 +26,7 @@ async fn upload(c: &Cluster, component: &[u8]) -> String {
 }
 
 async fn deployment(c: &Cluster) -> DeploymentDetail {
-    c.admin.deployment("counter").await.unwrap()
+    c.cp.admin.deployment("counter").await.unwrap()
 }
 
 fn switches(c: &Cluster) -> u64 {
@@ -144,7 +142,7 @@ async fn deploying_under_load_fails_no_call_and_every_counter_continues() {
     );
 
     let calls_at_deploy = load.calls();
-    c.admin.deploy("counter", &v2, Some("v2")).await.unwrap();
+    c.cp.admin.deploy("counter", &v2, Some("v2")).await.unwrap();
     eventually_within("every live activation switched to v2", 30, || async {
         (switches(&c) == KEYS as u64).then_some(())
     })
@@ -212,7 +210,7 @@ async fn a_trapping_version_is_rolled_back_within_the_window_and_keeps_v2_state(
     };
     let c = Cluster::start(2, |_| {}).await;
     c.deploy("counter", COUNTER).await;
-    c.admin.set_policy("counter", &policy).await.unwrap();
+    c.cp.admin.set_policy("counter", &policy).await.unwrap();
     let v2 = c.deploy("counter", COUNTER_V2).await;
     let v3 = upload(&c, COUNTER_V3).await;
     let token = c.invoke_token("counter").await;
@@ -229,7 +227,7 @@ async fn a_trapping_version_is_rolled_back_within_the_window_and_keeps_v2_state(
         }
     }
 
-    c.admin.deploy("counter", &v3, Some("v3")).await.unwrap();
+    c.cp.admin.deploy("counter", &v3, Some("v3")).await.unwrap();
     let deployed = tokio::time::Instant::now();
     let mut traps = 0u64;
     let mut streak = 0usize;
@@ -311,7 +309,7 @@ async fn a_canary_touches_only_its_bucket_and_abort_returns_it() {
         canaried.len()
     );
 
-    c.admin.canary("counter", &v2, 10.0).await.unwrap();
+    c.cp.admin.canary("counter", &v2, 10.0).await.unwrap();
     eventually_within("the canary's keys switched", 30, || async {
         (switches(&c) == canaried.len() as u64).then_some(())
     })
@@ -339,7 +337,7 @@ async fn a_canary_touches_only_its_bucket_and_abort_returns_it() {
         "only the canary's keys switched"
     );
 
-    c.admin
+    c.cp.admin
         .deployment_action("counter", "abort", Some("test"))
         .await
         .unwrap();
@@ -370,7 +368,7 @@ async fn a_failing_upgrade_hook_keeps_the_old_version_and_counts_against_the_new
     const KEYS: usize = 10;
     let c = Cluster::start(1, |_| {}).await;
     let v1 = c.deploy("counter", COUNTER).await;
-    c.admin
+    c.cp.admin
         .set_policy(
             "counter",
             &RollbackPolicy {
@@ -387,7 +385,7 @@ async fn a_failing_upgrade_hook_keeps_the_old_version_and_counts_against_the_new
         c.call(0, &token, "counter", key, "inc", "").await.unwrap();
     }
     let failing = upload(&c, COUNTER_FAILING_UPGRADE).await;
-    c.admin.deploy("counter", &failing, None).await.unwrap();
+    c.cp.admin.deploy("counter", &failing, None).await.unwrap();
 
     // Every live actor tries, fails and stays on v1; the failures roll the version back.
     let detail = eventually_within("the failing version rolled back", 30, || async {
@@ -430,7 +428,7 @@ async fn a_removed_deployment_ends_live_actors_and_a_new_one_resumes_their_state
             json(c.call(0, &token, "counter", key, "inc", "").await);
         }
     }
-    c.admin
+    c.cp.admin
         .remove_deployment("counter", Some("test"))
         .await
         .unwrap();

@@ -79,16 +79,8 @@ pub fn deploy(r: &Registry, tag: &str) -> String {
 }
 
 pub fn ensure(r: &Registry, node: &str, key: &str) -> Activation {
-    r.ensure_activation(
-        node,
-        &EnsureActivationRequest {
-            actor_type: "counter".into(),
-            key: key.into(),
-            region_hint: None,
-            token_id: None,
-        },
-    )
-    .unwrap()
+    r.ensure_activation(node, &EnsureActivationRequest::any_region("counter", key))
+        .unwrap()
 }
 
 pub fn put(r: &Registry, node: &str, act: &Activation, value: &[u8]) -> Result<u64, RegistryError> {

@@ -255,6 +255,11 @@ impl Client {
         }
     }
 
+    /// How long a call waits for an answer ([`DEFAULT_TIMEOUT`] unless [`Client::with_timeout`]).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         &self.base

@@ -93,6 +93,18 @@ pub struct EnsureActivationRequest {
     pub token_id: Option<String>,
 }
 
+impl EnsureActivationRequest {
+    /// Where `(actor_type, key)` lives, placed anywhere and counted against no token.
+    pub fn any_region(actor_type: &str, key: &str) -> Self {
+        EnsureActivationRequest {
+            actor_type: actor_type.into(),
+            key: key.into(),
+            region_hint: None,
+            token_id: None,
+        }
+    }
+}
+
 /// The single live activation of an actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activation {

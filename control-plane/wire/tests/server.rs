@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming};
+use latchkey_test_kit::raw::read_until_closed;
 use latchkey_wire::client::{Client, ClientError};
 use latchkey_wire::server::{self, ServerLimits, ServerOptions};
 use latchkey_wire::tls::{ServerTls, Trust, dev_certs};
@@ -92,25 +93,6 @@ fn limits(header_ms: u64, body_ms: u64, idle_ms: u64) -> ServerLimits {
         idle_timeout: Duration::from_millis(idle_ms),
         max_connections: 100,
     }
-}
-
-/// Reads until the peer closes (or resets) the connection, or `deadline` passes (a panic).
-/// Returns what was read.
-async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> Vec<u8> {
-    let mut all = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => all.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(deadline, read)
-        .await
-        .expect("the server closed the connection before the deadline");
-    all
 }
 
 /// Reads one whole `Content-Length` response (head and body).

@@ -24,10 +24,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use http::Method;
+use latchkey_test_kit::cluster::{call_client, healthz};
+use latchkey_test_kit::eventually_within;
+use latchkey_test_kit::process::{Proc, free_port};
 use latchkey_wire::ErrorCode;
 use latchkey_wire::admin::{RegionRequest, RollbackPolicy};
 use latchkey_wire::client::{Client, ClientError};
@@ -233,65 +235,29 @@ fn child(args: &[String]) -> ExitCode {
     }
 }
 
-/// A child process, killed when dropped (also when the test panics).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn_role(args: &[&str], log: &Path) -> Proc {
     let log = std::fs::File::create(log).expect("log file");
-    let child = Command::new(std::env::current_exe().expect("own executable"))
-        .arg("--role")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start a child role");
-    Proc(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    Proc::spawn(
+        Command::new(std::env::current_exe().expect("own executable"))
+            .arg("--role")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log),
+    )
 }
 
 // ----- helpers -----
 
 /// Polls `check` until it returns `Some`, for at most [`SETTLE`].
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, check: impl FnMut() -> F) -> T {
+    eventually_within(what, SETTLE.as_secs(), check).await
 }
 
 async fn healthy(url: &str) -> bool {
-    Client::new(url, "")
-        .with_timeout(Duration::from_secs(2))
-        .send(
-            Method::GET,
-            "/healthz",
-            "text/plain",
-            Vec::new(),
-            Duration::from_secs(2),
-        )
+    healthz(&Client::new(url, ""), Duration::from_secs(2))
         .await
         .is_ok()
 }
@@ -314,16 +280,8 @@ async fn call_actor(
     key: &str,
     method: &str,
 ) -> Result<serde_json::Value, ClientError> {
-    let key = key.replace('/', "%2F");
-    let body = Client::new(node, token)
-        .send(
-            Method::POST,
-            &format!("/v1/actors/{actor_type}/{key}/{method}"),
-            "application/json",
-            Vec::new(),
-            Duration::from_secs(10),
-        )
-        .await?;
+    let client = Client::new(node, token).with_timeout(Duration::from_secs(10));
+    let body = call_client(&client, actor_type, key, method, Vec::new()).await?;
     Ok(serde_json::from_slice(&body).expect("JSON answer"))
 }
 

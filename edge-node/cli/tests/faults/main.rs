@@ -56,7 +56,7 @@ use std::time::Duration;
 use client::{
     CLIENT_TIMEOUT, Checker, KEY, RESYNC_DEADLINE, Target, call, client_loop, lock, secs, utc,
 };
-use http::Method;
+use latchkey_test_kit::cluster::healthz;
 use latchkey_wire::client::Client;
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -417,16 +417,7 @@ async fn wait_healthy(url: &str, limit: Duration) -> Result<(), String> {
     let client = Client::new(url, "");
     let deadline = Instant::now() + limit;
     loop {
-        let answer = client
-            .send(
-                Method::GET,
-                "/healthz",
-                "text/plain",
-                Vec::new(),
-                Duration::from_secs(2),
-            )
-            .await;
-        match answer {
+        match healthz(&client, Duration::from_secs(2)).await {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("{url} not healthy within {limit:?}: {e}"));

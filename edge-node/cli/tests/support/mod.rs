@@ -9,92 +9,16 @@ pub(crate) mod lines;
 pub(crate) mod proxy;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use http::Method;
-use latchkey_wire::admin::MintRequest;
+use latchkey_test_kit::cluster::healthz;
+use latchkey_test_kit::control_plane::{deploy, invoke_token};
 use latchkey_wire::client::{Client, ClientError};
 
-/// A child process, killed (SIGKILL) when dropped, also when the test panics.
-pub(crate) struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    /// Starts `command`.
-    pub(crate) fn spawn(command: &mut Command) -> Proc {
-        Proc {
-            child: command.spawn().expect("start the process"),
-        }
-    }
-
-    /// Its stdout, if it was piped (once).
-    pub(crate) fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
-        self.child.stdout.take()
-    }
-
-    /// Its stderr, if it was piped (once).
-    pub(crate) fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
-        self.child.stderr.take()
-    }
-
-    /// Sends SIGINT (what Ctrl-C sends) and waits up to `timeout` for it to exit: whether it
-    /// exited successfully in time.
-    pub(crate) fn interrupt(&mut self, timeout: Duration) -> bool {
-        self.signal("INT");
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    /// SIGKILL, then reap it.
-    pub(crate) fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends `signal` (a name `kill` understands: `STOP`, `CONT`, ...) with the `kill` command.
-    pub(crate) fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
-    }
-
-    /// Whether it is still running (not exited).
-    pub(crate) fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port free on loopback right now.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub(crate) use latchkey_test_kit::process::{Proc, free_port};
 
 /// Starts `latchkey <args>`, its output (the log goes to stdout) appended to `log` (a restarted
 /// process keeps one log).
@@ -104,15 +28,14 @@ pub(crate) fn latchkey(args: &[&str], log: &Path) -> Proc {
         .append(true)
         .open(log)
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start latchkey");
-    Proc { child }
+    Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
 }
 
 /// A control plane with a short lease (2 s), data in `dir/cp`, log in `dir/cp.log`.
@@ -196,37 +119,15 @@ pub(crate) async fn healthy(url: &str) {
 pub(crate) async fn healthy_with(client: &Client) {
     let url = client.base_url().to_owned();
     retrying(&format!("{url} healthy"), async || {
-        client
-            .send(
-                Method::GET,
-                "/healthz",
-                "text/plain",
-                Vec::new(),
-                Duration::from_secs(2),
-            )
-            .await
+        healthz(client, Duration::from_secs(2)).await
     })
     .await;
 }
 
 /// Uploads and deploys the counter example through `admin`; returns a token that may invoke it.
 pub(crate) async fn deploy_counter(admin: &Client) -> String {
-    let module = admin
-        .with_timeout(Duration::from_secs(60))
-        .upload_module(latchkey_examples::COUNTER.to_vec())
-        .await
-        .unwrap();
-    admin
-        .deploy("counter", &module.content_id, None)
-        .await
-        .unwrap();
-    admin
-        .mint(&MintRequest {
-            actor_type: Some("counter".into()),
-            rights: Some(vec!["invoke".into()]),
-            ..MintRequest::default()
-        })
-        .await
-        .unwrap()
-        .token
+    // A debug build's upload check compiles the module: give it longer than a call.
+    let patient = admin.with_timeout(Duration::from_secs(60));
+    deploy(&patient, "counter", latchkey_examples::COUNTER).await;
+    invoke_token(admin, "counter").await
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::auth::Auth;
 use crate::config::NodeConfig;
 use crate::deployments::Deployments;
-use crate::hosting::{Hosting, Parts};
+use crate::hosting::{Hosting, Shared};
 use crate::lease::Lease;
 use crate::outcomes::Outcomes;
 use crate::ports::{Calls, Clock, ControlPlane, Peers};
@@ -80,7 +80,7 @@ pub(crate) fn build(config: &NodeConfig, ports: Ports, flaws: Flaws) -> (Arc<Rou
     let (tail, tail_outgoing) = Tail::new();
     let router = Arc::new_cyclic(|router: &Weak<Router>| {
         let calls: Weak<dyn Calls> = router.clone();
-        let hosting = Arc::new(Hosting::new(Parts {
+        let hosting = Arc::new(Hosting {
             cp: control_plane,
             clock,
             lease,
@@ -91,7 +91,8 @@ pub(crate) fn build(config: &NodeConfig, ports: Ports, flaws: Flaws) -> (Arc<Rou
             calls,
             call_timeout: config.call_timeout,
             commit_flaw: flaws.commit,
-        }));
+            shared: Shared::default(),
+        });
         Router::new(
             &config.node_id,
             auth,

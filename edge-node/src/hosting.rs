@@ -31,14 +31,21 @@ pub(crate) struct Hosting {
     pub(crate) calls: Weak<dyn Calls>,
     /// How long a switch to another version (and its hooks) may take.
     pub(crate) call_timeout: Duration,
+    /// The output gate's planted mistake, if any (`assembly::Flaws`; none in a real node).
+    pub(crate) commit_flaw: CommitFlaw,
+    /// What the node's activations count and coordinate together (starts empty).
+    pub(crate) shared: Shared,
+}
+
+/// What all activations of a node count and coordinate together.
+#[derive(Default)]
+pub(crate) struct Shared {
     /// Switches in progress, and activations waiting for their turn.
     pub(crate) switching: Switching,
     /// Activations switched to another version so far.
     pub(crate) switches: AtomicU64,
     /// Guest instances alive on this node.
     pub(crate) live_instances: Arc<AtomicUsize>,
-    /// The output gate's planted mistake, if any (`assembly::Flaws`; none in a real node).
-    pub(crate) commit_flaw: CommitFlaw,
     /// The last commit number handed out. Commits are numbered from this one counter, so every
     /// activation object this process creates for a generation numbers its commits above those
     /// of any earlier object of that generation (the control plane acknowledges a commit
@@ -46,52 +53,7 @@ pub(crate) struct Hosting {
     commit_seq: AtomicU64,
 }
 
-/// The parts a [`Hosting`] is made of.
-pub(crate) struct Parts {
-    pub(crate) cp: Arc<dyn ControlPlane>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) lease: Arc<Lease>,
-    pub(crate) runtime: Arc<Runtime>,
-    pub(crate) deployments: Arc<Deployments>,
-    pub(crate) outcomes: Arc<Outcomes>,
-    pub(crate) tail: Arc<Tail>,
-    pub(crate) calls: Weak<dyn Calls>,
-    pub(crate) call_timeout: Duration,
-    pub(crate) commit_flaw: CommitFlaw,
-}
-
-impl Hosting {
-    pub(crate) fn new(parts: Parts) -> Self {
-        let Parts {
-            cp,
-            clock,
-            lease,
-            runtime,
-            deployments,
-            outcomes,
-            tail,
-            calls,
-            call_timeout,
-            commit_flaw,
-        } = parts;
-        Hosting {
-            cp,
-            clock,
-            lease,
-            runtime,
-            deployments,
-            outcomes,
-            tail,
-            calls,
-            call_timeout,
-            switching: Switching::default(),
-            switches: AtomicU64::new(0),
-            live_instances: Arc::default(),
-            commit_flaw,
-            commit_seq: AtomicU64::new(0),
-        }
-    }
-
+impl Shared {
     /// The next commit number (see `commit_seq`).
     pub(crate) fn next_commit_seq(&self) -> u64 {
         self.commit_seq.fetch_add(1, Ordering::Relaxed) + 1

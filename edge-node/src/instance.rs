@@ -110,12 +110,15 @@ pub(crate) async fn instantiate(
         .instantiate_async(&mut store)
         .await
         .map_err(|e| classify(&store, &e, "instantiation"))?;
-    hosting.live_instances.fetch_add(1, Ordering::Relaxed);
+    hosting
+        .shared
+        .live_instances
+        .fetch_add(1, Ordering::Relaxed);
     Ok(Instance {
         store,
         actor,
         context: context(placement, None),
-        _counted: Counted(Arc::clone(&hosting.live_instances)),
+        _counted: Counted(Arc::clone(&hosting.shared.live_instances)),
     })
 }
 
@@ -201,7 +204,7 @@ impl Instance {
     }
 
     /// Output gating: commits the call's writes before its answer is released, numbered from
-    /// the node's commit counter ([`Hosting::next_commit_seq`]).
+    /// the node's commit counter ([`Shared::next_commit_seq`](crate::hosting::Shared::next_commit_seq)).
     pub(crate) async fn commit(&mut self, hosting: &Hosting) -> Result<(), CommitError> {
         let actor = &mut self.store.data_mut().actor;
         if actor.writes.is_empty() {
@@ -209,7 +212,7 @@ impl Instance {
         }
         let request = CommitRequest {
             fence: actor.fence.clone(),
-            seq: hosting.next_commit_seq(),
+            seq: hosting.shared.next_commit_seq(),
             writes: actor.writes.to_commit(),
         };
         commit(hosting, &request, actor.deadline).await?;

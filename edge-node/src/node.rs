@@ -241,6 +241,7 @@ impl EdgeNode {
     pub fn switches(&self) -> u64 {
         self.node
             .hosting()
+            .shared
             .switches
             .load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -250,6 +251,7 @@ impl EdgeNode {
     pub fn live_instances(&self) -> usize {
         self.node
             .hosting()
+            .shared
             .live_instances
             .load(std::sync::atomic::Ordering::Relaxed)
     }

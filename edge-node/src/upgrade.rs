@@ -165,15 +165,15 @@ impl Slot {
         if hosting.lease.valid_epoch() != Some(self.placement.node_epoch) {
             return; // the next call fails and the actor is placed again, on the new version
         }
-        if !hosting.switching.begin(&self.this, &self.load) {
+        if !hosting.shared.switching.begin(&self.this, &self.load) {
             return; // serve on the old version meanwhile; woken when a switch ends
         }
         let switched = self.switch(&target).await;
-        hosting.switching.end();
+        hosting.shared.switching.end();
         match switched {
             Switched::Done => {
                 self.seen_revision = revision;
-                hosting.switches.fetch_add(1, Ordering::Relaxed);
+                hosting.shared.switches.fetch_add(1, Ordering::Relaxed);
             }
             Switched::Stayed => self.seen_revision = revision,
             Switched::Retry => {}

@@ -150,6 +150,7 @@ fn main() {
                         seq: next_seq(),
                         fence: act.fence(),
                         writes: vec![StateWrite::Put(b"count".to_vec(), i.to_le_bytes().to_vec())],
+                        alarms: Vec::new(),
                     },
                 )
                 .unwrap();
@@ -206,6 +207,7 @@ fn cpu_cost() {
                 seq: next_seq(),
                 fence: acts[(i % 1000) as usize].fence(),
                 writes: vec![StateWrite::Put(b"count".to_vec(), i.to_le_bytes().to_vec())],
+                alarms: Vec::new(),
             },
         )
         .unwrap();

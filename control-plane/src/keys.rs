@@ -9,6 +9,9 @@
 //! | `("latchkey","state",actor_type,key)` ++ user key | the actor's value |
 //! | `("latchkey","commit",actor_type,key)` | last applied commit: generation (10 B) ++ seq (u64 BE) |
 //! | `("latchkey","usage",actor_type,key)` | the actor's stored bytes (u64 BE); absent when 0 |
+//! | `("latchkey","alarm",actor_type,key,name)` | JSON `Alarm` (due time, payload, attempts) |
+//! | `("latchkey","alarms",actor_type,key)` | how many alarms the actor holds (u32 BE); absent when 0 |
+//! | `("latchkey","due",due_ms,actor_type,key,name)` | empty: the due index, in due order |
 //! | `("latchkey","outcome",actor_type,version,second)` | JSON `OutcomeCounts` reported by nodes |
 //! | `("latchkey","module",content_id)` | JSON `ModuleRecord` |
 //! | `("latchkey","chunk",content_id,index)` | up to 64 KiB of the component |
@@ -79,6 +82,31 @@ pub fn last_commit(actor_type: &str, actor_key: &str) -> Vec<u8> {
 /// An actor's stored bytes (keys plus values), kept by every commit.
 pub fn usage(actor_type: &str, actor_key: &str) -> Vec<u8> {
     key(("usage", actor_type, actor_key))
+}
+
+/// One alarm of an actor.
+pub fn alarm(actor_type: &str, actor_key: &str, name: &str) -> Vec<u8> {
+    key(("alarm", actor_type, actor_key, name))
+}
+
+/// Every alarm of an actor, by name.
+pub fn alarms_of(actor_type: &str, actor_key: &str) -> RangeOptions {
+    RangeOptions::prefix(&key(("alarm", actor_type, actor_key)))
+}
+
+/// How many alarms an actor holds.
+pub fn alarm_count(actor_type: &str, actor_key: &str) -> Vec<u8> {
+    key(("alarms", actor_type, actor_key))
+}
+
+/// An alarm's entry in the due index (tuple-encoded integers sort in numeric order).
+pub fn due(due_ms: u64, actor_type: &str, actor_key: &str, name: &str) -> Vec<u8> {
+    key(("due", due_ms, actor_type, actor_key, name))
+}
+
+/// The due index's entries due at or before `now_ms`, earliest first.
+pub fn due_until(now_ms: u64) -> RangeOptions {
+    RangeOptions::between(key(("due",)), key(("due", now_ms.saturating_add(1))))
 }
 
 /// Outcome counts of one version of an actor type in one second (bucket: Unix seconds of store

@@ -385,6 +385,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
             seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::Put(b"n".to_vec(), b"5".to_vec())],
+            alarms: Vec::new(),
         },
     )
     .await
@@ -411,6 +412,7 @@ async fn a_node_places_commits_reads_and_follows_changes() {
                 seq: next_seq(),
                 fence: stale,
                 writes: vec![],
+                alarms: Vec::new(),
             },
         )
         .await

@@ -71,6 +71,7 @@ fn the_current_activation_commits_and_reads_its_state() {
                 StateWrite::Delete(b"n".to_vec()),
                 StateWrite::Put(b"n".to_vec(), b"2".to_vec()),
             ],
+            alarms: Vec::new(),
         },
     )
     .unwrap();
@@ -101,6 +102,7 @@ fn the_current_activation_commits_and_reads_its_state() {
             seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::DeleteAll],
+            alarms: Vec::new(),
         },
     )
     .unwrap();
@@ -329,6 +331,7 @@ fn a_resent_commit_is_applied_once() {
         seq,
         fence: act.fence(),
         writes: vec![StateWrite::Put(b"log".to_vec(), value.to_vec())],
+        alarms: Vec::new(),
     };
     r.commit_state("a", &request(1, b"first")).unwrap();
     r.commit_state("a", &request(2, b"second")).unwrap();
@@ -383,6 +386,7 @@ fn commits_are_limited_and_a_refused_commit_writes_nothing() {
                     StateWrite::Put(b"n".to_vec(), b"1".to_vec()),
                     StateWrite::Put(b"big".to_vec(), big),
                 ],
+                alarms: Vec::new(),
             },
         )
         .unwrap_err();
@@ -416,12 +420,14 @@ fn a_batch_of_commits_applies_each_on_its_own_fence() {
         seq,
         fence: act.fence(),
         writes: vec![StateWrite::Put(b"n".to_vec(), value.to_vec())],
+        alarms: Vec::new(),
     };
     let first = commit(&k1, next_seq(), b"1");
     let oversized = CommitRequest {
         seq: next_seq(),
         fence: k3.fence(),
         writes: vec![StateWrite::Put(vec![b'k'; 1 << 20], b"x".to_vec())],
+        alarms: Vec::new(),
     };
     let results = r
         .commit_states(
@@ -484,6 +490,7 @@ fn idle_activation_records_are_collected_and_stale_instances_stay_fenced() {
         seq: next_seq(),
         fence: old.fence(),
         writes: vec![StateWrite::DeleteAll],
+        alarms: Vec::new(),
     };
     r.commit_state("a", &resend).unwrap();
     assert_eq!(get(&r, "a", &old).unwrap(), None);

@@ -28,6 +28,7 @@ fn commit(act: &Activation, writes: Vec<StateWrite>) -> CommitRequest {
         seq: next_seq(),
         fence: act.fence(),
         writes,
+        alarms: Vec::new(),
     }
 }
 

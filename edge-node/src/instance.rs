@@ -214,6 +214,8 @@ impl Instance {
             fence: actor.fence.clone(),
             seq: hosting.shared.next_commit_seq(),
             writes: actor.writes.to_commit(),
+            // Guests cannot set alarms yet (issue #17: the control plane keeps them first).
+            alarms: Vec::new(),
         };
         commit(hosting, &request, actor.deadline).await?;
         let writes = std::mem::take(&mut actor.writes);

@@ -3,6 +3,7 @@
 //! writing the result. Synchronous; the HTTP layer calls it from blocking tasks.
 
 mod activations;
+mod alarms;
 mod collect;
 pub mod deployments;
 mod feed;

@@ -96,7 +96,7 @@ impl Registry {
         Ok(committed.value)
     }
 
-    /// Commits one call's writes for an activation, atomically and in order.
+    /// Commits one call's writes and alarm changes for an activation, atomically and in order.
     pub fn commit_state(
         &self,
         node_id: &str,
@@ -128,7 +128,11 @@ impl Registry {
         }
         let mut invalid: Vec<Option<RegistryError>> = requests
             .iter()
-            .map(|r| self.check_writes(&r.writes).err())
+            .map(|r| {
+                self.check_writes(&r.writes)
+                    .and_then(|()| super::alarms::check(&r.alarms))
+                    .err()
+            })
             .collect();
         let quota = self.limits().max_actor_storage_bytes;
         let committed = self.run(|tx| {
@@ -160,8 +164,17 @@ impl Registry {
                     }
                     Err(e) => return Err(e),
                 }
-                // Over its storage quota: refused alone, before anything of it is written.
+                // Too many alarms, or over its storage quota: refused alone, before anything of
+                // it is written.
                 let actor = (fence.actor_type.as_str(), fence.key.as_str());
+                let alarms = match super::alarms::plan_changes(tx, actor, &request.alarms) {
+                    Ok(planned) => planned,
+                    Err(e @ RegistryError::QuotaExceeded(_)) => {
+                        steps.push(Step::Refused(e));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 match super::usage::meter(tx, actor, &request.writes, quota) {
                     Ok(()) => {}
                     Err(e @ RegistryError::QuotaExceeded(_)) => {
@@ -175,6 +188,7 @@ impl Registry {
                 tx.set(&last_key, &last)?;
                 let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
                 apply_writes(tx, &prefix, &request.writes)?;
+                alarms.write(tx)?;
                 steps.push(Step::Apply(now));
             }
             Ok(steps)

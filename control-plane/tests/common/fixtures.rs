@@ -90,6 +90,7 @@ pub fn put(r: &Registry, node: &str, act: &Activation, value: &[u8]) -> Result<u
             seq: next_seq(),
             fence: act.fence(),
             writes: vec![StateWrite::Put(b"n".to_vec(), value.to_vec())],
+            alarms: Vec::new(),
         },
     )
     .map(|c| c.version)

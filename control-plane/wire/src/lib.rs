@@ -7,6 +7,7 @@
 //! it has no I/O and no async runtime.
 
 pub mod admin;
+pub mod alarm;
 #[cfg(feature = "bounded")]
 pub mod bounded;
 pub mod canary;

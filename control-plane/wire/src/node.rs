@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Generation;
 use crate::admin::{DeploymentInfo, OutcomeCounts, RevocationInfo};
+use crate::alarm::AlarmWrite;
 use crate::lease::LeaseSettings;
 
 pub use latchkey_caps::node::node_audience;
@@ -274,6 +275,8 @@ pub struct CommitRequest {
     pub seq: u64,
     /// The writes, in order.
     pub writes: Vec<StateWrite>,
+    /// The call's alarm changes, in order, applied with its writes or not at all.
+    pub alarms: Vec<AlarmWrite>,
 }
 
 /// A successful commit.
@@ -284,16 +287,26 @@ pub struct CommitResponse {
 }
 
 impl CommitRequest {
-    /// Bytes of keys and values the commit writes (what batches are sized by).
+    /// Bytes of keys, values and alarms the commit writes (what batches are sized by).
     pub fn write_bytes(&self) -> usize {
-        self.writes
+        let state: usize = self
+            .writes
             .iter()
             .map(|w| match w {
                 StateWrite::Put(k, v) => k.len() + v.len(),
                 StateWrite::Delete(k) => k.len(),
                 StateWrite::DeleteAll => 0,
             })
-            .sum()
+            .sum();
+        let alarms: usize = self
+            .alarms
+            .iter()
+            .map(|a| match a {
+                AlarmWrite::Set { name, payload, .. } => name.len() + payload.len() + 8,
+                AlarmWrite::Cancel(name) => name.len(),
+            })
+            .sum();
+        state + alarms
     }
 }
 

@@ -350,3 +350,21 @@ fn finding_what_is_due_reads_what_is_due_not_what_is_pending() {
         "finding 3 due alarms among 10,003 read {entries} entries (3 index entries, 3 records)"
     );
 }
+
+#[test]
+fn a_resent_commit_does_not_apply_its_alarm_changes_again() {
+    let r = memory_registry(&ManualClock::new(START));
+    let a = serving(&r, "a");
+    let first = CommitRequest {
+        fence: a.fence(),
+        seq: next_seq(),
+        writes: vec![],
+        alarms: vec![set("x", 1_000)],
+    };
+    r.commit_state("n1", &first).unwrap();
+    commit(&r, "n1", &a, vec![], vec![AlarmWrite::Cancel("x".into())]).unwrap();
+    // The first commit's answer was lost and the node sends it again: acknowledged, not applied.
+    r.commit_state("n1", &first).unwrap();
+    assert!(r.alarms("counter", "a").unwrap().is_empty());
+    assert!(r.due_alarms(u64::MAX, 100).unwrap().is_empty());
+}

@@ -3,6 +3,8 @@
 //! are pending. Changes are applied inside a commit's transaction ([`apply`]): a commit that is
 //! refused or fails changes no alarm.
 
+use std::collections::HashMap;
+
 use latchkey_store::{RangeOptions, StoreError, Transaction};
 use latchkey_wire::alarm::{self, Alarm, AlarmLimit, AlarmWrite, DueAlarm, MAX_ALARMS_PER_ACTOR};
 
@@ -61,10 +63,12 @@ fn plan(
     writes: &[AlarmWrite],
 ) -> Result<Vec<Change>, RegistryError> {
     let mut changes: Vec<Change> = Vec::new();
+    // Where each name's change is: a call may touch up to 1,000 alarms.
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for write in writes {
         let name = write.name();
-        let at = match changes.iter().position(|c| c.name == name) {
-            Some(i) => i,
+        let at = match index.get(name) {
+            Some(&i) => i,
             None => {
                 let before = read_alarm(tx, &keys::alarm(actor.0, actor.1, name))?;
                 changes.push(Change {
@@ -72,6 +76,7 @@ fn plan(
                     after: before.clone(),
                     before,
                 });
+                index.insert(name, changes.len() - 1);
                 changes.len() - 1
             }
         };
@@ -112,8 +117,6 @@ fn count_after(before: usize, changes: &[Change]) -> Result<usize, AlarmLimit> {
 
 /// One actor's alarm changes, checked in a commit's transaction and not yet written.
 pub(super) struct Planned {
-    actor_type: String,
-    key: String,
     changes: Vec<Change>,
     before: usize,
     after: usize,
@@ -136,8 +139,6 @@ pub(super) fn plan_changes(
     };
     let after = count_after(before, &changes).map_err(|e| limit_error(&e))?;
     Ok(Planned {
-        actor_type: actor.0.to_owned(),
-        key: actor.1.to_owned(),
         changes,
         before,
         after,
@@ -145,12 +146,16 @@ pub(super) fn plan_changes(
 }
 
 impl Planned {
-    /// Writes the changes: the records, the due index and the count.
-    pub(super) fn write(self, tx: &mut dyn Transaction) -> Result<(), RegistryError> {
+    /// Writes the changes of `actor`'s alarms: the records, the due index and the count.
+    pub(super) fn write(
+        self,
+        tx: &mut dyn Transaction,
+        actor: (&str, &str),
+    ) -> Result<(), RegistryError> {
         if self.changes.is_empty() {
             return Ok(());
         }
-        let (t, k) = (self.actor_type.as_str(), self.key.as_str());
+        let (t, k) = actor;
         for change in &self.changes {
             let name = change.name.as_str();
             if let Some(old) = &change.before {

@@ -188,7 +188,7 @@ impl Registry {
                 tx.set(&last_key, &last)?;
                 let prefix = keys::state_prefix(&fence.actor_type, &fence.key);
                 apply_writes(tx, &prefix, &request.writes)?;
-                alarms.write(tx)?;
+                alarms.write(tx, actor)?;
                 steps.push(Step::Apply(now));
             }
             Ok(steps)

@@ -1,11 +1,11 @@
-//! Alarms (durable timers) on the wire, and the rules both sides compute: what one call may set
-//! or cancel (nodes check as a guest calls, the control plane again at commit), how many an actor
-//! may hold, and when a failed alarm is tried again.
+//! Alarms (durable timers) on the wire, and their rules in one place for both sides: what one
+//! call may set or cancel (the control plane checks it at commit; nodes do not send alarm changes
+//! yet), how many an actor may hold, and when a failed alarm is to be tried again.
 //!
 //! An actor holds up to [`MAX_ALARMS_PER_ACTOR`] named alarms. Setting or cancelling one is part
 //! of the call's commit ([`crate::node::CommitRequest::alarms`]): a call whose commit fails sets
-//! and cancels nothing. An alarm fires at least once, at or after its due time; one that fails is
-//! tried again after [`retry_delay_ms`], up to [`MAX_ALARM_ATTEMPTS`] attempts in all.
+//! and cancels nothing. Running due alarms is not built yet (issue #17); [`retry_delay_ms`] and
+//! [`MAX_ALARM_ATTEMPTS`] are the rule it is to follow for an alarm that fails.
 
 use serde::{Deserialize, Serialize};
 
